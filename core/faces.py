@@ -1,0 +1,163 @@
+"""Face boxes: OpenCV's Haar frontal-face cascade, run once per dataset and cached on disk.
+
+The table has one row per image with ``path,x,y,w,h`` in original-image pixels; the box
+fields are empty (NaN) where no face was found. Masks hide much of a face from the cascade,
+so detection rates are reported per mask state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from core.paths import cache_dir
+
+FACE_COLUMNS = ["path", "x", "y", "w", "h"]
+CASCADE = "haarcascade_frontalface_default.xml"
+# The cascade runs on images decoded at half size (JPEG's DCT scaling makes that decode
+# ~3x cheaper); boxes are scaled back to original pixels.
+DOWNSCALE = 2
+
+_detector = None
+
+
+def _init_worker() -> None:
+    global _detector
+    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
+    _detector = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
+    if _detector.empty():
+        raise RuntimeError(f"cannot load {CASCADE} from {cv2.data.haarcascades}")
+
+
+def detect_one(path: str) -> tuple[float, float, float, float]:
+    """The largest face in one image as (x, y, w, h) pixels, or NaNs where none was found."""
+    if _detector is None:
+        _init_worker()
+    gray = cv2.imread(path, cv2.IMREAD_REDUCED_GRAYSCALE_2)
+    if gray is None:
+        return (np.nan,) * 4
+    boxes = _detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20))
+    if len(boxes) == 0:
+        return (np.nan,) * 4
+    x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
+    return tuple(float(v * DOWNSCALE) for v in (x, y, w, h))
+
+
+def detect_faces(paths: Iterable[str], progress: Callable[[int, int], None] | None = None,
+                 workers: int | None = None) -> pd.DataFrame:
+    """Run the cascade over ``paths`` in ``workers`` processes (default: one per core)."""
+    paths = [str(p) for p in paths]
+    workers = workers or os.cpu_count() or 1
+    results = []
+    if workers == 1 or len(paths) < 64:
+        for i, p in enumerate(paths):
+            results.append(detect_one(p))
+            if progress and (i % 16 == 0 or i == len(paths) - 1):
+                progress(i + 1, len(paths))
+    else:
+        with get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers, _init_worker) as pool:
+            for i, box in enumerate(pool.imap(detect_one, paths, chunksize=32)):
+                results.append(box)
+                if progress and (i % 32 == 0 or i == len(paths) - 1):
+                    progress(i + 1, len(paths))
+    table = pd.DataFrame(results, columns=["x", "y", "w", "h"], dtype=float)
+    table.insert(0, "path", paths)
+    return table
+
+
+def _dataset_key(paths: list[str]) -> str:
+    """Changes when any file is added, removed or rewritten."""
+    h = hashlib.sha1()
+    for p in sorted(paths):
+        st = os.stat(p)
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def cached_faces(paths: Iterable[str], progress: Callable[[int, int], None] | None = None,
+                 workers: int | None = None) -> pd.DataFrame:
+    """Face table for these images, computed once and then read from the on-disk cache."""
+    paths = [str(p) for p in paths]
+    cache = cache_dir("faces") / f"{_dataset_key(paths)}.csv"
+    if cache.is_file():
+        table = pd.read_csv(cache, dtype={"path": str})
+        if progress:
+            progress(len(table), len(table))
+        return table
+    table = detect_faces(paths, progress, workers)
+    tmp = cache.with_suffix(".tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, cache)
+    return table
+
+
+def write_faces_csv(table: pd.DataFrame, out: str | Path) -> Path:
+    """The CLI's faces.csv: path,x,y,w,h with whole pixels and empty fields where no face."""
+    out = Path(out)
+    table.round(0).astype({c: "Int64" for c in ["x", "y", "w", "h"]}).to_csv(out, index=False)
+    return out
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def normalized(faces: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
+    """Face boxes as fractions of each image's width/height (rows without a face dropped)."""
+    sizes = index.set_index("path")[["width", "height"]]
+    t = faces.dropna().join(sizes, on="path")
+    return pd.DataFrame({"x": t.x / t.width, "y": t.y / t.height, "w": t.w / t.width, "h": t.h / t.height})
+
+
+def suggest_crop(norm: pd.DataFrame, k: float = 1.0) -> tuple[float, float, float, float]:
+    """The mean face box grown by k standard deviations on every side, as (x, y, w, h) fractions.
+
+    Each edge (left, top, right, bottom) moves out by k times its own spread over the
+    dataset, so faces that sit off-centre in some photos still fall inside the crop.
+    """
+    if norm.empty:
+        return 0.0, 0.0, 1.0, 1.0
+    left, top = norm.x, norm.y
+    right, bottom = norm.x + norm.w, norm.y + norm.h
+    x0 = float(np.clip(left.mean() - k * left.std(ddof=0), 0, 1))
+    y0 = float(np.clip(top.mean() - k * top.std(ddof=0), 0, 1))
+    x1 = float(np.clip(right.mean() + k * right.std(ddof=0), 0, 1))
+    y1 = float(np.clip(bottom.mean() + k * bottom.std(ddof=0), 0, 1))
+    return round(x0, 4), round(y0, 4), round(x1 - x0, 4), round(y1 - y0, 4)
+
+
+def coverage_heatmap(norm: pd.DataFrame, grid: tuple[int, int] = (48, 64)) -> np.ndarray:
+    """Fraction of faces covering each cell of a (rows=grid[1], cols=grid[0]) frame grid."""
+    cols, rows = grid
+    heat = np.zeros((rows, cols), dtype=np.float64)
+    if norm.empty:
+        return heat
+    x0 = np.clip((norm.x * cols).astype(int), 0, cols - 1).to_numpy()
+    x1 = np.clip(((norm.x + norm.w) * cols).astype(int), 0, cols - 1).to_numpy()
+    y0 = np.clip((norm.y * rows).astype(int), 0, rows - 1).to_numpy()
+    y1 = np.clip(((norm.y + norm.h) * rows).astype(int), 0, rows - 1).to_numpy()
+    # 2-D difference array: +1 at each box's top-left corner, cumulative sums fill the box.
+    diff = np.zeros((rows + 1, cols + 1))
+    np.add.at(diff, (y0, x0), 1)
+    np.add.at(diff, (y0, x1 + 1), -1)
+    np.add.at(diff, (y1 + 1, x0), -1)
+    np.add.at(diff, (y1 + 1, x1 + 1), 1)
+    heat = diff.cumsum(0).cumsum(1)[:rows, :cols]
+    return heat / len(norm)
+
+
+def detection_rates(faces: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
+    """Share of images with a face found: overall and per mask state (where the layout has one)."""
+    t = index[["path", "mask_name"]].merge(faces[["path", "x"]], on="path", how="left")
+    t["found"] = t["x"].notna()
+    overall = pd.DataFrame({"group": ["all"], "images": [len(t)], "rate": [t["found"].mean()]})
+    if (t["mask_name"] != "").any():
+        per = t.groupby("mask_name")["found"].agg(["size", "mean"]).reset_index()
+        per.columns = ["group", "images", "rate"]
+        overall = pd.concat([overall, per], ignore_index=True)
+    return overall
