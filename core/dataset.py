@@ -198,8 +198,7 @@ def _fill_names(df: pd.DataFrame) -> pd.DataFrame:
     df["gender_name"] = [labels.GENDER_NAMES[g] if g >= 0 else "" for g in df["gender"]]
     df["age_name"] = [labels.AGE_NAMES[a] if a >= 0 else "" for a in df["age_group"]]
     df["mask_name"] = [labels.MASK_NAMES[m] if m >= 0 else "" for m in df["mask"]]
-    df.loc[known, "label"] = [labels.encode(m, g, a) for m, g, a in
-                              zip(df.loc[known, "mask"], df.loc[known, "gender"], df.loc[known, "age_group"])]
+    df["label"] = df["label"].where(~known, df["mask"] * 6 + df["gender"] * 3 + df["age_group"])
     df["label_name"] = [labels.CLASS_NAMES[c] if c >= 0 else "" for c in df["label"]]
     return df
 
@@ -277,7 +276,7 @@ def _scan_train(root: Path, images: Path, problems: list[Problem]) -> tuple[list
 def _scan_eval(root: Path, images: Path, problems: list[Problem]) -> list[dict]:
     info = _read_csv(root / "info.csv", EVAL_CSV_COLUMNS, problems)
     if info is None:
-        raise DatasetError(f"{root / 'info.csv'}: unusable; expected columns {', '.join(EVAL_CSV_COLUMNS)}", problems)
+        raise DatasetError(str(problems[-1]), problems)
     truth: dict[str, int] = {}
     if (root / "gt.csv").is_file():
         gt = _read_csv(root / "gt.csv", EVAL_CSV_COLUMNS, problems)

@@ -152,7 +152,7 @@ def _build(cls, data: Any, prefix: str):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise RecipeError(f"unknown key {prefix}{unknown[0]!r}; allowed keys: {', '.join(fields)}")
+        raise RecipeError(f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(fields)}")
     kwargs = {}
     for name, value in data.items():
         f = fields[name]

@@ -1,0 +1,57 @@
+"""Person-level splits: nobody on both sides, classes spread, reproducible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.errors import UserError
+from core.splits import person_folds, person_split
+
+
+def fake_index(people: int = 60, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(people):
+        base = int(rng.integers(0, 6))
+        for stem, mask in [("mask1", 0)] * 5 + [("incorrect_mask", 1), ("normal", 2)]:
+            rows.append({"person": f"{p:06d}", "path": f"{p}/{stem}", "label": mask * 6 + base})
+    return pd.DataFrame(rows)
+
+
+def test_no_person_in_both_sides_and_about_the_ratio():
+    df = fake_index()
+    tr, va = person_split(df, val_ratio=0.2, seed=1)
+    assert set(df.person.iloc[tr]).isdisjoint(df.person.iloc[va])
+    assert len(tr) + len(va) == len(df)
+    assert 0.12 <= len(va) / len(df) <= 0.28
+    # stratified: every mask state is present in validation
+    assert set(df.label.iloc[va] // 6) == {0, 1, 2}
+
+
+def test_folds_cover_everyone_once_and_are_seeded():
+    df = fake_index()
+    folds = person_folds(df, k=5, seed=3)
+    val = np.concatenate([va for _, va in folds])
+    assert sorted(val) == list(range(len(df)))
+    for tr, va in folds:
+        assert set(df.person.iloc[tr]).isdisjoint(df.person.iloc[va])
+    again = person_folds(df, k=5, seed=3)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+    other = person_folds(df, k=5, seed=4)
+    assert any((a[1].shape != b[1].shape) or (a[1] != b[1]).any() for a, b in zip(folds, other))
+
+
+def test_images_without_person_are_their_own_group():
+    df = pd.DataFrame({"person": [""] * 10, "path": [f"c/{i}.png" for i in range(10)], "label": [0, 1] * 5})
+    tr, va = person_split(df, 0.5, seed=0)
+    assert len(va) == 5 and set(tr).isdisjoint(va)
+
+
+def test_bad_split_settings():
+    df = fake_index(people=3)
+    with pytest.raises(UserError, match="folds=5 needs at least 5 persons, but the dataset has 3"):
+        person_folds(df, 5)
+    with pytest.raises(UserError, match="val-ratio must be between 0 and 1"):
+        person_split(df, 1.5)
