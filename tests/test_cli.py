@@ -1,0 +1,74 @@
+"""The CLI end to end: what a user types, what they see, the exit status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from tests.helpers import make_train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=cwd or ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in lines[0]
+
+
+def test_info_reports_layout_counts_and_problems(tmp_path):
+    make_train(tmp_path)
+    (tmp_path / "images" / "000001_female_Asian_45" / "mask9.jpg").write_bytes(b"junk")
+    proc = cli("info", "--data", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "layout:  train" in proc.stdout
+    assert "images:  21" in proc.stdout and "persons: 3" in proc.stdout
+    assert "problems: 1" in proc.stdout and "mask9.jpg: unknown file stem 'mask9'" in proc.stdout
+
+
+def test_info_with_reported_corrections(tmp_path):
+    make_train(tmp_path, people=("006359_female_Asian_25", "000002_male_Asian_25"))
+    proc = cli("info", "--data", str(tmp_path), "--corrections", "reported")
+    assert proc.returncode == 0 and "corrected rows: 7" in proc.stdout
+
+
+def test_bad_input_is_one_line_and_status_2(tmp_path):
+    assert_one_line_error(cli("info", "--data", str(tmp_path / "nope")), "nope: dataset folder does not exist")
+    assert_one_line_error(cli("info"), "--data")
+    assert_one_line_error(cli("info", "--data", str(tmp_path), "--corrections", str(tmp_path / "fix.csv")))
+    assert_one_line_error(cli("frobnicate"), "invalid choice")
+    assert_one_line_error(cli("demo", "--out", str(tmp_path / "d"), "--people", "0"), "people")
+
+
+def test_faces_writes_path_and_box_columns(demo_root, tmp_path):
+    out = tmp_path / "faces.csv"
+    proc = cli("faces", "--data", str(demo_root / "eval"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["path", "x", "y", "w", "h"]
+    assert len(table) == len(pd.read_csv(demo_root / "eval" / "info.csv"))
+    assert table["x"].notna().any() and table["x"].isna().any()  # masks hide some faces
+    raw = out.read_text().splitlines()
+    assert any(line.endswith(",,,,") for line in raw)  # empty fields where no face, not 'nan'
+    assert "faces found (Not wear)" in proc.stdout
+
+
+def test_demo_then_info_round_trip(tmp_path):
+    proc = cli("demo", "--out", str(tmp_path / "d"), "--people", "4", "--eval-people", "2", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    info = cli("info", "--data", str(tmp_path / "d" / "train"))
+    assert "layout:  train" in info.stdout and "images:  28" in info.stdout and "persons: 4" in info.stdout
+    ev = cli("info", "--data", str(tmp_path / "d" / "eval"))
+    assert "layout:  eval" in ev.stdout and "images:  14" in ev.stdout
