@@ -62,7 +62,9 @@ def detect_faces(paths: Iterable[str], progress: Callable[[int, int], None] | No
             if progress and (i % 16 == 0 or i == len(paths) - 1):
                 progress(i + 1, len(paths))
     else:
-        with get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers, _init_worker) as pool:
+        # spawn, not fork: forking a threaded process (Streamlit, AppTest) can copy a held
+        # lock into the child and deadlock it.
+        with get_context("spawn").Pool(workers, _init_worker) as pool:
             for i, box in enumerate(pool.imap(detect_one, paths, chunksize=32)):
                 results.append(box)
                 if progress and (i % 32 == 0 or i == len(paths) - 1):
@@ -72,7 +74,7 @@ def detect_faces(paths: Iterable[str], progress: Callable[[int, int], None] | No
     return table
 
 
-def _dataset_key(paths: list[str]) -> str:
+def dataset_key(paths: list[str]) -> str:
     """Changes when any file is added, removed or rewritten."""
     h = hashlib.sha1()
     for p in sorted(paths):
@@ -81,11 +83,23 @@ def _dataset_key(paths: list[str]) -> str:
     return h.hexdigest()[:20]
 
 
+_dataset_key = dataset_key  # old name, still used by core.cache
+
+
+def _cache_file(paths: list[str]) -> Path:
+    return cache_dir("faces") / f"{dataset_key(paths)}.csv"
+
+
+def is_cached(paths: Iterable[str]) -> bool:
+    """True when the face table for exactly these files is already on disk."""
+    return _cache_file([str(p) for p in paths]).is_file()
+
+
 def cached_faces(paths: Iterable[str], progress: Callable[[int, int], None] | None = None,
                  workers: int | None = None) -> pd.DataFrame:
     """Face table for these images, computed once and then read from the on-disk cache."""
     paths = [str(p) for p in paths]
-    cache = cache_dir("faces") / f"{_dataset_key(paths)}.csv"
+    cache = _cache_file(paths)
     if cache.is_file():
         table = pd.read_csv(cache, dtype={"path": str})
         if progress:

@@ -1,0 +1,174 @@
+"""Small pure helpers behind the explorer's pages: class tables, imbalance, sample picks, sizes.
+
+Nothing here imports streamlit; every function takes plain values (DataFrames, arrays) and
+returns plain values, so the pages stay thin and the numbers are testable on their own.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pandas as pd
+
+# A class holding less than this share of the mean class count is flagged as a minority.
+MINORITY_SHARE = 0.5
+
+
+# ----------------------------------------------------------------------------- class tables
+
+def class_counts(df: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
+    """One row per class (all of them, empty ones included): label, name, count, share, minority.
+
+    ``minority`` flags classes under ``MINORITY_SHARE`` x the mean count over all classes,
+    so an empty class is always a minority.
+    """
+    labelled = df.loc[df["label"] >= 0, "label"]
+    counts = labelled.value_counts().reindex(range(len(class_names)), fill_value=0)
+    total = int(counts.sum())
+    mean = total / len(class_names) if class_names else 0.0
+    return pd.DataFrame({
+        "label": np.arange(len(class_names)),
+        "name": list(class_names),
+        "count": counts.to_numpy(dtype=int),
+        "share": counts.to_numpy(dtype=float) / total if total else 0.0,
+        "minority": counts.to_numpy(dtype=float) < MINORITY_SHARE * mean,
+    })
+
+
+def imbalance(counts: pd.DataFrame) -> dict:
+    """Largest class / smallest non-empty class, plus which classes are minorities or empty.
+
+    ``counts`` is :func:`class_counts`' table. Empty classes are listed apart (they would make
+    the ratio infinite); with no non-empty class at all the ratio is NaN.
+    """
+    present = counts[counts["count"] > 0]
+    if present.empty:
+        return {"ratio": math.nan, "largest": None, "smallest": None, "mean": 0.0,
+                "minority": [], "empty": list(counts["name"])}
+    largest = present.loc[present["count"].idxmax()]
+    smallest = present.loc[present["count"].idxmin()]
+    return {
+        "ratio": float(largest["count"] / smallest["count"]),
+        "largest": (str(largest["name"]), int(largest["count"])),
+        "smallest": (str(smallest["name"]), int(smallest["count"])),
+        "mean": float(counts["count"].mean()),
+        "minority": list(counts.loc[counts["minority"] & (counts["count"] > 0), "name"]),
+        "empty": list(counts.loc[counts["count"] == 0, "name"]),
+    }
+
+
+def group_counts(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Image counts for each combination of ``columns`` (rows without a label left out)."""
+    labelled = df[df["label"] >= 0]
+    return labelled.groupby(columns, sort=False).size().reset_index(name="images")
+
+
+def person_counts(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Distinct persons for each value of ``column`` (gender_name, age_name...)."""
+    labelled = df[(df["label"] >= 0) & (df["person"] != "")]
+    return labelled.groupby(column, sort=False)["person"].nunique().reset_index(name="persons")
+
+
+def size_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Image sizes: width, height, aspect (w/h) and how many images have each size, commonest first."""
+    t = df.groupby(["width", "height"]).size().reset_index(name="images")
+    t["aspect"] = (t["width"] / t["height"]).round(3)
+    return t.sort_values("images", ascending=False, ignore_index=True)[["width", "height", "aspect", "images"]]
+
+
+def corrected_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows a label-corrections file changed, with the correction applied and the new label."""
+    cols = ["rel", "person", "correction", "label_name"]
+    return df.loc[df["corrected"].astype(bool), cols].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- sample picks
+
+def sample_per_class(df: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """Up to ``n`` seeded-random rows of each class, ordered by class.
+
+    Rows without a label (an eval set without answers) are sampled together as one group
+    of up to ``n * 6`` rows, so a sample grid still has something to show.
+    """
+    labelled = df[df["label"] >= 0]
+    if labelled.empty:
+        return df.sample(n=min(len(df), n * 6), random_state=seed)
+    shuffled = labelled.sample(frac=1.0, random_state=seed)
+    return shuffled.groupby("label", sort=True).head(n).sort_values("label", kind="stable")
+
+
+def image_choices(df: pd.DataFrame, per_class: int = 12, seed: int = 0) -> list[int]:
+    """Row positions for an image picker: a few of every class, so the list stays short."""
+    picks = sample_per_class(df.reset_index(drop=True), per_class, seed)
+    return [int(i) for i in picks.index]
+
+
+# ----------------------------------------------------------------------------- boxes and images
+
+def box_to_pixels(box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x, y, w, h) fractions -> (left, top, right, bottom) pixels of an image of ``size`` (w, h)."""
+    x, y, w, h = box
+    W, H = size
+    return int(round(x * W)), int(round(y * H)), int(round((x + w) * W)), int(round((y + h) * H))
+
+
+def draw_box(img: np.ndarray, ltrb: tuple[int, int, int, int], color=(255, 215, 0), thickness: int = 3) -> np.ndarray:
+    """A copy of ``img`` (H, W, 3 uint8) with a rectangle outline (left, top, right, bottom)."""
+    out = np.ascontiguousarray(img).copy()
+    left, top, right, bottom = (int(v) for v in ltrb)
+    cv2.rectangle(out, (left, top), (max(left, right - 1), max(top, bottom - 1)), tuple(int(c) for c in color), thickness)
+    return out
+
+
+def resize_to_height(img: np.ndarray, height: int) -> np.ndarray:
+    """Thumbnail of ``img`` with the given height and its own aspect (area averaging)."""
+    h, w = img.shape[:2]
+    width = max(1, int(round(w * height / h)))
+    interp = cv2.INTER_AREA if height < h else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(img), (width, height), interpolation=interp)
+
+
+def display_scale(shape: tuple[int, ...], target_height: int) -> int:
+    """Whole-number factor that brings an image near ``target_height`` without shrinking it."""
+    return max(1, int(round(target_height / shape[0])))
+
+
+def upscale_nearest(img: np.ndarray, factor: int) -> np.ndarray:
+    """Every pixel repeated ``factor`` x ``factor`` times: bigger on screen, values untouched."""
+    if factor <= 1:
+        return img
+    return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
+
+
+def interpolate(xa: np.ndarray, xb: np.ndarray, gap: float) -> np.ndarray:
+    """One SMOTE sample between two uint8 images: xa + gap * (xb - xa), rounded back to uint8."""
+    a, b = xa.astype(np.float32), xb.astype(np.float32)
+    return np.clip(np.rint(a + gap * (b - a)), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- oversampling view
+
+def split_counts(labels: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+                 after: dict[int, int], class_names: list[str]) -> pd.DataFrame:
+    """Per class: train before, train after oversampling (``after`` = plan.counts()) and val."""
+    n = len(class_names)
+    before = np.bincount(labels[train_idx], minlength=n)[:n]
+    val = np.bincount(labels[val_idx], minlength=n)[:n]
+    return pd.DataFrame({
+        "label": np.arange(n),
+        "name": list(class_names),
+        "train_before": before,
+        "train_after": [int(after.get(c, 0)) for c in range(n)],
+        "val": val,
+    })
+
+
+def synthetic_examples(a: np.ndarray, b: np.ndarray, gap: np.ndarray, n: int, seed: int = 0) -> list[int]:
+    """Positions of up to ``n`` synthetic plan rows (a != b), seeded-random, spread over classes' order."""
+    synth = np.flatnonzero(np.asarray(a) != np.asarray(b))
+    if len(synth) <= n:
+        return [int(i) for i in synth]
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(synth, size=n, replace=False))

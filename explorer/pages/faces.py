@@ -1,0 +1,152 @@
+"""Faces and crop: where faces sit in the frame, a suggested crop, the crop and input size."""
+
+import sys
+from pathlib import Path
+
+ROOT = str(Path(__file__).resolve().parents[2])
+if ROOT not in sys.path:  # run before the entry point ever ran: see state.ensure_routed
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+import numpy as np  # noqa: E402
+import plotly.express as px  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+
+from core import stats  # noqa: E402
+from core.faces import coverage_heatmap, detection_rates, normalized, suggest_crop  # noqa: E402
+from core.preprocess import crop_box, preprocess  # noqa: E402
+from explorer import state  # noqa: E402
+
+state.ensure_routed()
+
+AUTO_LIMIT = 1000  # detect faces without a click up to this many images (or when cached on disk)
+GRID = (48, 64)  # heatmap cells (columns, rows)
+MODES = {"none": "None (whole frame)", "fixed": "Fixed box", "face": "Each image's face"}
+
+
+def heatmap(norm, suggested, crop, W: int, H: int) -> go.Figure:
+    """Face coverage over a W x H frame, face centres, the suggested box and the recipe's fixed box."""
+    heat = coverage_heatmap(norm, GRID)
+    fig = go.Figure(go.Heatmap(z=heat, x=(np.arange(GRID[0]) + 0.5) * W / GRID[0],
+                               y=(np.arange(GRID[1]) + 0.5) * H / GRID[1], colorscale="Viridis",
+                               colorbar=dict(title="share")))
+    sample = norm.sample(min(len(norm), 1500), random_state=0)
+    fig.add_scatter(x=(sample.x + sample.w / 2) * W, y=(sample.y + sample.h / 2) * H, mode="markers",
+                    marker=dict(size=3, color="white", opacity=0.6), name="face centres")
+    boxes = [(suggested, dict(color="gold", width=3, dash="dash"))]
+    if crop.mode == "fixed":
+        boxes.append((crop.box, dict(color="lime", width=2)))
+    for (x, y, w, h), line in boxes:
+        fig.add_shape(type="rect", x0=x * W, y0=y * H, x1=(x + w) * W, y1=(y + h) * H, line=line)
+    fig.update_xaxes(range=[0, W], constrain="domain")
+    fig.update_yaxes(range=[H, 0], scaleanchor="x", scaleratio=1, constrain="domain")
+    fig.update_layout(height=520, margin=dict(t=10, b=10, l=10, r=10), showlegend=False)
+    return fig
+
+
+st.title("Faces and crop")
+ds = state.require_dataset()
+df = ds.df
+recipe = state.get_recipe()
+
+# --- face detection ------------------------------------------------------------------------
+auto = len(df) <= AUTO_LIMIT or state.faces_on_disk()
+clicked = False
+if not auto:
+    clicked = st.button(f"Detect faces in {len(df):,} images", key="faces_run", type="primary",
+                        help="OpenCV's Haar cascade, about 25 ms an image; the result is cached on disk, "
+                             "so it runs once per dataset.")
+faces = state.faces(run=auto or clicked)
+W, H = int(df["width"].median()), int(df["height"].median())
+suggested = (0.0, 0.0, 1.0, 1.0)
+if faces is None:
+    st.info("Face boxes are not computed yet for this dataset: press the button above. "
+            "The crop settings below work without them.")
+else:
+    rates = detection_rates(faces, df)
+    norm = normalized(faces, df)
+    r1, r2 = st.columns([1, 2])
+    r1.metric("Faces found", f"{rates.iloc[0]['rate']:.0%}", help=f"of {int(rates.iloc[0]['images']):,} images")
+    r1.caption("Masks hide the mouth and nose the face detector looks for, so it finds fewer faces "
+               "on masked photos; images without a face fall back to the fixed box in face mode.")
+    if len(rates) > 1:
+        f = px.bar(rates, x="group", y="rate", text=rates["rate"].map("{:.0%}".format),
+                   color=rates["group"].eq("all").map({True: "all images", False: "by mask state"}),
+                   category_orders={"group": ["all", "Wear", "Incorrect", "Not wear"]},
+                   labels={"group": "", "rate": "faces found", "color": ""}, title="Detection rate by mask state")
+        f.update_layout(height=300, yaxis_range=[0, 1.05], margin=dict(t=40, b=10))
+        r2.plotly_chart(f, key="faces_rates")
+
+    st.subheader("Where the faces are")
+    h1, h2 = st.columns([2, 3])  # the heatmap goes into h1 once the crop below is settled
+    with h2:
+        k = st.slider("Suggested crop: mean face box ± k standard deviations", 0.0, 3.0, 1.0, 0.1, key="faces_k")
+        suggested = suggest_crop(norm, k)
+        x, y, w, h = suggested
+        st.write(f"Suggested box (fractions of the frame): x={x:.3f}, y={y:.3f}, w={w:.3f}, h={h:.3f} "
+                 f"→ {int(round(w * W))}x{int(round(h * H))} px of a {W}x{H} image.")
+        st.caption("The heatmap shows the share of detected faces covering each part of the frame; "
+                   "dots are face centres; the dashed box is the suggestion, the green one the recipe's crop.")
+# --- crop settings -> recipe.crop, recipe.input_size ---------------------------------------
+st.subheader("Crop and input size")
+c = recipe.crop
+m1, m2 = st.columns([3, 2])
+mode = m1.radio("Crop mode", list(MODES), format_func=MODES.get, horizontal=True,
+                key=state.init_widget("r.crop.mode", c.mode))
+
+
+def use_suggested(box):
+    """Button callback: the suggested box becomes the recipe's fixed box and its sliders."""
+    if state.update_recipe("crop", box=tuple(box)):
+        state.reset_widgets("r.crop.box")
+
+
+m2.button("Use the suggested box", key="faces_use_suggested", on_click=use_suggested, args=(suggested,),
+          disabled=faces is None)
+box = c.box
+if mode != "none":
+    s = st.columns(4)
+    names = ("x (left)", "y (top)", "w (width)", "h (height)")
+    box = tuple(col.slider(name, 0.0, 1.0, step=0.01, key=state.init_widget(f"r.crop.box.{i}", float(v)))
+                for i, (col, name, v) in enumerate(zip(s, names, c.box)))
+    bx, by, bw, bh = box
+    if bx + bw > 1 or by + bh > 1 or bw <= 0 or bh <= 0:
+        box = (bx, by, max(0.01, min(bw, 1 - bx)), max(0.01, min(bh, 1 - by)))
+        st.warning(f"The box must lie inside the image; using w={box[2]:.2f}, h={box[3]:.2f}.")
+    if mode == "face":
+        st.caption("Fixed box above: used for images where no face was found.")
+margin = c.face_margin
+if mode == "face":
+    margin = st.slider("Face margin (grow each side by this fraction of the face)", 0.0, 3.0, step=0.05,
+                       key=state.init_widget("r.crop.face_margin", float(c.face_margin)))
+i1, i2, _ = st.columns([1, 1, 2])
+in_w = i1.number_input("Input width", 16, 1024, step=8, key=state.init_widget("r.input_size.w", recipe.input_size[0]))
+in_h = i2.number_input("Input height", 16, 1024, step=8, key=state.init_widget("r.input_size.h", recipe.input_size[1]))
+state.update_recipe("crop", mode=mode, box=box, face_margin=margin)
+state.update_recipe(None, input_size=(int(in_w), int(in_h)))
+recipe = state.get_recipe()
+if faces is not None:
+    h1.plotly_chart(heatmap(norm, suggested, recipe.crop, W, H), key="faces_heatmap")
+if mode == "face" and faces is None:
+    st.warning("Face mode needs face boxes: detect faces above. Until then every image uses the fixed box.")
+
+# --- previews ------------------------------------------------------------------------------
+st.subheader("Crops on random samples from every class")
+seed = st.number_input("Seed", 0, 10_000, 0, key="faces_seed")
+picks = state.samples(state.loaded().key, df, 1, int(seed))
+aspect = recipe.input_size[0] / recipe.input_size[1]
+st.caption("Left: the photo with the suggested box (dashed gold on the heatmap, gold here) and this image's "
+           "crop (green). Right: the crop resized to the input size, as the model gets it.")
+cols = st.columns(4)
+for i, row in enumerate(picks.itertuples()):
+    img = state.image(row.path)
+    face = state.face_box(row.path, faces)
+    size = (img.shape[1], img.shape[0])
+    shown = stats.draw_box(img, stats.box_to_pixels(suggested, size), (255, 215, 0), 4) if faces is not None else img
+    shown = stats.draw_box(shown, crop_box(recipe.crop, size, face, aspect), (0, 220, 0), 4)
+    out = preprocess(state.image_pil(row.path), recipe, face)
+    with cols[i % 4]:
+        st.markdown(f"**{row.label_name or 'no label'}**")
+        st.image([stats.resize_to_height(shown, 128), stats.resize_to_height(out, 128)],
+                 caption=["photo", f"crop → {out.shape[1]}x{out.shape[0]}"])

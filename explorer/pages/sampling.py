@@ -1,0 +1,93 @@
+"""Oversampling: class counts of the training split before and after, and SMOTE's synthetic images."""
+
+import sys
+from pathlib import Path
+
+ROOT = str(Path(__file__).resolve().parents[2])
+if ROOT not in sys.path:  # run before the entry point ever ran: see state.ensure_routed
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+import plotly.express as px  # noqa: E402
+
+from core import stats  # noqa: E402
+from explorer import state  # noqa: E402
+
+state.ensure_routed()
+
+METHODS = {"none": "None", "random": "Random duplication", "smote": "SMOTE"}
+SIZES = [(12, 16), (24, 32), (36, 48), (48, 64)]
+
+st.title("Oversampling")
+ds = state.require_dataset()
+df = ds.df
+if not ds.has_labels:
+    st.info("This dataset has no labels (an eval set without gt.csv), so there is nothing to balance.")
+    raise state.PageStop
+st.caption(f"Only the training split is oversampled. Persons are split {1 - state.VAL_RATIO:.0%} / "
+           f"{state.VAL_RATIO:.0%} (seed {state.SPLIT_SEED}); the validation split keeps its real counts.")
+
+s = state.get_recipe().sampling
+c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
+method = c1.radio("Method", list(METHODS), format_func=METHODS.get, horizontal=True,
+                  key=state.init_widget("r.sampling.method", s.method))
+target = c2.slider("Target (each class up to this share of the largest)", 0.05, 1.0, step=0.05,
+                   key=state.init_widget("r.sampling.target", float(s.target)))
+k = c3.slider("k neighbours", 1, 50, key=state.init_widget("r.sampling.k_neighbors", int(s.k_neighbors)),
+              disabled=method != "smote")
+sizes = SIZES if tuple(s.smote_size) in SIZES else SIZES + [tuple(s.smote_size)]
+size = c4.selectbox("SMOTE image size", sizes, format_func=lambda wh: f"{wh[0]}x{wh[1]}",
+                    key=state.init_widget("r.sampling.smote_size", tuple(s.smote_size)), disabled=method != "smote")
+state.update_recipe("sampling", method=method, target=target, k_neighbors=int(k), smote_size=tuple(size))
+recipe = state.get_recipe()
+
+info = state.loaded()
+train_idx, val_idx = state.split(info.key, df)
+labels = df["label"].to_numpy()
+train_df = df.iloc[train_idx]
+images = features = None
+if method == "smote":
+    images = state.train_images(train_df, recipe, state.faces_for_recipe(recipe))
+    features = state.smote_features(f"{info.key}|{recipe.preprocess_key()}", tuple(size), images)
+try:
+    plan = state.sample_plan(f"{info.key}|{recipe.preprocess_key()}|{size}", method, float(target), int(k),
+                             labels[train_idx], features)
+except ValueError as exc:
+    st.error(f"Oversampling failed: {exc}")
+    raise state.PageStop
+for note in plan.notes:
+    st.info(note)
+table = stats.split_counts(labels, train_idx, val_idx, plan.counts(), ds.class_names)
+missing = table.loc[(table["train_before"] == 0) & (table["val"] > 0), "name"]
+if len(missing):
+    st.warning("No training images (all of them went to validation), so nothing to oversample: "
+               + ", ".join(missing))
+m1, m2, m3 = st.columns(3)
+m1.metric("Training images", f"{int(table.train_after.sum()):,}",
+          delta=f"{int(table.train_after.sum() - table.train_before.sum()):+,} added")
+m2.metric("Validation images (unchanged)", f"{int(table.val.sum()):,}")
+m3.metric("Synthetic (SMOTE) images", f"{int(plan.synthetic.sum()):,}")
+long = table.melt(id_vars=["label", "name"], value_vars=["train_before", "train_after", "val"],
+                  var_name="split", value_name="images")
+long["split"] = long["split"].map({"train_before": "train, before", "train_after": "train, after",
+                                   "val": "validation (unchanged)"})
+fig = px.bar(long, x="name", y="images", color="split", barmode="group", labels={"name": "class", "split": ""})
+fig.update_layout(height=430, xaxis_tickangle=-40, margin=dict(t=30, b=10))
+st.plotly_chart(fig, key="smp_counts")
+st.dataframe(table.rename(columns={"train_before": "train before", "train_after": "train after"}),
+             hide_index=True, key="smp_table")
+
+if method == "smote" and plan.synthetic.any():
+    st.subheader("Synthetic images and their parents")
+    st.caption("Each synthetic image lies on the line between two images of the same class: "
+               "parent A + gap × (parent B − parent A), on preprocessed pixels.")
+    cols = st.columns(3)
+    for j, i in enumerate(stats.synthetic_examples(plan.a, plan.b, plan.gap, 6)):
+        a, b, gap = int(plan.a[i]), int(plan.b[i]), float(plan.gap[i])
+        with cols[j % 3]:
+            st.markdown(f"**{ds.class_names[int(plan.labels[i])]}**")
+            st.image([images[a], stats.interpolate(images[a], images[b], gap), images[b]],
+                     caption=["parent A", f"synthetic (gap {gap:.2f})", "parent B"], width=int(images.shape[2]))
+elif method == "random":
+    st.caption("Random duplication repeats existing training images; it creates no new pixels.")

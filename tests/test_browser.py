@@ -1,0 +1,153 @@
+"""One real browser run: `streamlit run explorer/app.py`, every page, a slider moved by keyboard."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]
+# Sidebar link -> (URL path, text the page shows once its script run has finished).
+PAGES = {
+    "Overview": ("", "Sample images"),
+    "Faces and crop": ("faces", "Crops on random samples from every class"),
+    "Preprocessing": ("preprocess", "Across classes"),
+    "Augmentation": ("augment", "random training draws of the same image"),
+    "Oversampling": ("sampling", "Validation images (unchanged)"),
+}
+SCREENSHOT_COPY = Path("/tmp/explorer_screenshot.png")  # for a person to look at
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(demo_root, tmp_path):
+    """The app served on a free port over the demo dataset; always stopped afterwards."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) for the browser test")
+    pytest.importorskip("playwright.sync_api")
+    port = _free_port()
+    env = dict(os.environ, MASKLAB_DATA=str(demo_root / "train"))
+    env.pop("MASKLAB_RAISE", None)
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer" / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}: {(tmp_path / 'server.log').read_text()}")
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("streamlit did not answer /_stcore/health within 90 s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def wait_idle(page, title: str, timeout: float = 180) -> None:
+    """Wait until the page shows its last text and stops changing (or shows an exception).
+
+    The app's status widget is not a reliable signal in headless runs, so this waits for the
+    page's own final text, then for the main area (text, images, skeletons) to stay still.
+    """
+    main = page.locator('[data-testid="stMain"]')
+    marker = PAGES[title][1]
+    deadline = time.monotonic() + timeout
+    while marker not in main.inner_text():
+        assert page.locator('[data-testid="stException"]').count() == 0, f"{title}: exception box shown"
+        assert time.monotonic() < deadline, f"{title}: {marker!r} not shown after {timeout} s"
+        page.wait_for_timeout(300)
+    last, still = None, 0
+    while still < 4:
+        now = (main.inner_text(), page.locator("img").count(), page.locator('[data-testid="stSkeleton"]').count(),
+               page.locator(".js-plotly-plot").count())
+        still = still + 1 if now == last and now[2] == 0 else 0
+        last = now
+        assert time.monotonic() < deadline, f"{title}: still changing after {timeout} s"
+        page.wait_for_timeout(400)
+
+
+def assert_no_error(page, title: str) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, f"{title}: exception box shown"
+    alerts = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    assert not alerts, f"{title}: error shown: {alerts}"
+
+
+def after_image_src(page) -> str:
+    after = page.locator('[data-testid="stImage"]', has=page.locator("text=/^After:/")).first
+    return after.locator("img").get_attribute("src")
+
+
+def test_every_page_and_a_live_slider_in_chromium(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            # A page URL as the very first request: Streamlit runs that page file directly
+            # (pages/ folder mode) and the page must route itself through app.py.
+            page.goto(f"{server}/augment")
+            wait_idle(page, "Augmentation")
+            assert_no_error(page, "Augmentation")
+            assert "Dataset folder" in page.locator('[data-testid="stSidebar"]').inner_text()
+            for title, (path, _) in PAGES.items():
+                page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+                wait_idle(page, title)
+                assert_no_error(page, title)
+                assert page.url == f"{server}/{path}"
+
+            # Preprocessing: move the contrast slider with the keyboard; the "after" image follows.
+            page.locator('[data-testid="stSidebarNav"] a', has_text="Preprocessing").first.click()
+            wait_idle(page, "Preprocessing")
+            before = after_image_src(page)
+            slider = page.locator('[data-testid="stSlider"]', has_text="Contrast").locator('input[type="range"]')
+            slider.focus()
+            for _ in range(4):
+                page.keyboard.press("ArrowRight")
+            deadline = time.monotonic() + 60
+            while after_image_src(page) == before:
+                assert time.monotonic() < deadline, "the after image did not change after the slider moved"
+                page.wait_for_timeout(300)
+            wait_idle(page, "Preprocessing")
+            assert slider.get_attribute("aria-valuetext") == "1.20"
+            snippet = page.locator('[data-testid="stCode"]').last.inner_text()
+            assert '"contrast": 1.2' in snippet
+            assert_no_error(page, "Preprocessing")
+            shot = tmp_path / "explorer.png"
+            page.screenshot(path=str(shot), full_page=True)
+            try:
+                shutil.copy(shot, SCREENSHOT_COPY)
+            except OSError:
+                pass
+        finally:
+            browser.close()
