@@ -60,7 +60,7 @@ def bench_page(data: Path, moves: int) -> list[float]:
     at = AppTest.from_file(str(ROOT / "explorer" / "app.py"), default_timeout=300)
     at.session_state["data_root"] = str(data)
     at.run()
-    at.switch_page("pages/preprocess.py").run()
+    at.switch_page("views/preprocess.py").run()
     assert not at.exception, [e.value for e in at.exception]
     values = [1.05 + 0.05 * (i % 20) for i in range(moves + 2)]
     times = []

@@ -9,8 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+# `core` and `explorer` importable however streamlit was started. The pages run inside this
+# script (st.navigation), so this is the only place that needs it.
 ROOT = str(Path(__file__).resolve().parents[1])
-if ROOT not in sys.path:  # `core` and `explorer` importable however streamlit was started
+if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import streamlit as st  # noqa: E402
@@ -19,17 +21,22 @@ from explorer import state  # noqa: E402
 
 st.set_page_config(page_title="Mask explorer", layout="wide")
 
+# The folder is views/, not pages/: a pages/ folder would switch Streamlit to its older
+# multipage mode, which runs a page file without this entry point.
 PAGES = {
     "Data": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/bar_chart:", default=True),
-        st.Page("pages/faces.py", title="Faces and crop", icon=":material/face:"),
+        st.Page("views/overview.py", title="Overview", icon=":material/bar_chart:", default=True),
+        st.Page("views/faces.py", title="Faces and crop", icon=":material/face:"),
     ],
     "Recipe": [
-        st.Page("pages/preprocess.py", title="Preprocessing", icon=":material/tune:"),
-        st.Page("pages/augment.py", title="Augmentation", icon=":material/auto_awesome_motion:"),
-        st.Page("pages/sampling.py", title="Oversampling", icon=":material/balance:"),
+        st.Page("views/preprocess.py", title="Preprocessing", icon=":material/tune:"),
+        st.Page("views/augment.py", title="Augmentation", icon=":material/auto_awesome_motion:"),
+        st.Page("views/sampling.py", title="Oversampling", icon=":material/balance:"),
     ],
-    # "Train": train and runs pages come with the training issue.
+    "Model": [
+        st.Page("views/train.py", title="Train & evaluate", icon=":material/model_training:"),
+        st.Page("views/runs.py", title="Runs", icon=":material/history:"),
+    ],
 }
 
 
@@ -77,7 +84,7 @@ page = st.navigation(PAGES)
 with st.sidebar:
     dataset_controls()
     recipe_slot = st.container()
-with state.guard(), state.routed():
+with state.guard():
     page.run()
 # After the page, so the recipe shown includes what this run's widgets changed.
 with recipe_slot, state.guard():

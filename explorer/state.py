@@ -14,10 +14,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import threading
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +34,6 @@ from core.recipe import Recipe
 from core.stats import resize_to_height
 
 REPO = Path(__file__).resolve().parents[1]
-APP = Path(__file__).resolve().parent / "app.py"
 DEMO_COMMAND = "python -m core demo --out demo_data"
 RECIPE = "recipe"
 WIDGET_PREFIX = "r."  # session-state keys of widgets bound to recipe fields
@@ -47,42 +44,6 @@ VAL_RATIO, SPLIT_SEED = 0.2, 0  # the oversampling page's person split (training
 
 class PageStop(Exception):
     """Raised by a page to end quietly after it has shown why it cannot go on."""
-
-
-# ----------------------------------------------------------------------------- routing
-
-_routing = threading.local()  # one script run per thread
-
-
-@contextmanager
-def routed() -> Iterator[None]:
-    """Mark the page run by the entry point (app.py) as routed; see :func:`ensure_routed`."""
-    _routing.active = True
-    try:
-        yield
-    finally:
-        _routing.active = False
-
-
-def ensure_routed() -> None:
-    """Run the entry point instead when Streamlit ran a page file on its own.
-
-    With a ``pages/`` folder beside the entry point, Streamlit starts each server (and every
-    AppTest run) in its older multipage mode, which executes ``pages/<name>.py`` directly when
-    that page is requested, without app.py: no sidebar, no dataset, no page guard. Each page
-    calls this first; it runs app.py, whose ``st.navigation`` runs the same page properly
-    (routed), and then ends the bare run.
-    """
-    if getattr(_routing, "active", False):
-        return
-    exec(_app_code(APP.stat().st_mtime_ns), {"__name__": "__main__", "__file__": str(APP)})  # noqa: S102
-    st.stop()
-
-
-@functools.lru_cache(maxsize=2)
-def _app_code(mtime_ns: int):
-    """app.py compiled once per version of the file."""
-    return compile(APP.read_text(), str(APP), "exec")
 
 
 # ----------------------------------------------------------------------------- page guard
@@ -123,6 +84,12 @@ class Loaded:
     notes: list[str] = field(default_factory=list)  # warnings about the corrections choice
     files_key: str = ""  # changes when the folder's files change: keys face boxes
     key: str = ""  # files_key plus the corrections: keys anything that depends on labels
+    corrections: str | None = None  # the corrections CSV actually applied (training uses the same)
+
+
+def runs_dir() -> Path:
+    """Where trainings write their run directories: ``$MASKLAB_RUNS``, else ``<repo>/runs``."""
+    return Path(os.environ.get("MASKLAB_RUNS") or REPO / "runs").expanduser().resolve()
 
 
 def default_data_root() -> str:
@@ -185,7 +152,7 @@ def load_dataset(root: str, corrections: str | None = None) -> Loaded:
         return Loaded(root, error=str(exc), notes=notes)
     files_key = f"{path}|{_signature(path)}"
     return Loaded(root, ds, problems=list(ds.problems), notes=notes, files_key=files_key,
-                  key=f"{files_key}|{corrections or ''}")
+                  key=f"{files_key}|{corrections or ''}", corrections=corrections)
 
 
 def corrections_choice(use_reported: bool, custom_path: str) -> str | None:
@@ -388,10 +355,14 @@ def _face_keys() -> set:
     return set()
 
 
-# core.faces and core.cache fork worker processes. Forking the Streamlit server, which runs
-# many threads (Arrow's allocator among them), can deadlock a child, so the app asks for one
-# worker: the work runs in this process, and the on-disk caches are the same as the CLI's.
-WORKERS = 1
+# Face detection starts its worker pool with "spawn" (a fresh interpreter per worker), which is
+# safe from the threaded Streamlit server: use every core.
+WORKERS = None
+# core.cache.build_cache may still *fork* its workers. Forking the Streamlit server, which runs
+# many threads (Arrow's allocator among them), can deadlock a child, so the app builds the
+# preprocessed-image cache in this process until the lead confirms build_cache uses spawn too.
+# The on-disk cache is the same as the CLI's either way.
+CACHE_WORKERS = 1
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -484,10 +455,29 @@ def train_images(df: pd.DataFrame, recipe: Recipe, table: pd.DataFrame | None) -
             bar = st.progress(0.0)
         bar.progress(done / max(total, 1), text=f"Preprocessing the training split: {done:,} / {total:,} images")
 
-    images = build_cache(df, recipe, faces=table, progress=progress, workers=WORKERS)
+    images = build_cache(df, recipe, faces=table, progress=progress, workers=CACHE_WORKERS)
     if bar is not None:
         bar.empty()
     return images
+
+
+def prebuild_images(folder: str | Path, recipe: dict | Recipe, progress=None) -> None:
+    """Build the preprocessed-image cache of a folder to predict, in this process.
+
+    Workaround while core.cache.build_cache forks (see CACHE_WORKERS): core.predict.predict
+    calls build_cache with its default workers, which forks two processes for 256+ images.
+    Built here first with one worker, the cache file exists and predict only maps it (same
+    index, same recipe: same cache key). Folders without a dataset layout are left to predict.
+    """
+    from core.cache import build_cache
+
+    folder = Path(folder).expanduser()
+    recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
+    try:
+        ds = scan(folder)
+    except UserError:
+        return
+    build_cache(ds.df, recipe, progress=progress, workers=CACHE_WORKERS)
 
 
 @st.cache_data(show_spinner="Computing SMOTE features…", max_entries=4)

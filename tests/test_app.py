@@ -32,14 +32,14 @@ def train(demo_root) -> Path:
 
 
 def open_app(data, page: str | None = None, **state) -> AppTest:
-    """The app on dataset ``data``, optionally switched to ``pages/<page>.py``."""
+    """The app on dataset ``data``, optionally switched to ``views/<page>.py``."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.session_state["data_root"] = str(data)
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     assert_clean(at)
     return at
 

@@ -1,4 +1,5 @@
-"""One real browser run: `streamlit run explorer/app.py`, every page, a slider moved by keyboard."""
+"""One real browser run: `streamlit run explorer/app.py`, every page, a slider moved by keyboard, and a
+tiny training started from the Train page and followed to its results."""
 
 from __future__ import annotations
 
@@ -24,8 +25,12 @@ PAGES = {
     "Preprocessing": ("preprocess", "Across classes"),
     "Augmentation": ("augment", "random training draws of the same image"),
     "Oversampling": ("sampling", "Validation images (unchanged)"),
+    "Train & evaluate": ("train", "No training started from the app"),
+    "Runs": ("runs", "No runs yet"),
 }
 SCREENSHOT_COPY = Path("/tmp/explorer_screenshot.png")  # for a person to look at
+TRAIN_SCREENSHOT = Path("/tmp/explorer_train.png")
+TRAIN_TIMEOUT = 180  # seconds for the tiny training to start, run and show its results
 
 
 def _free_port() -> int:
@@ -41,7 +46,7 @@ def server(demo_root, tmp_path):
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) for the browser test")
     pytest.importorskip("playwright.sync_api")
     port = _free_port()
-    env = dict(os.environ, MASKLAB_DATA=str(demo_root / "train"))
+    env = dict(os.environ, MASKLAB_DATA=str(demo_root / "train"), MASKLAB_RUNS=str(tmp_path / "runs"))
     env.pop("MASKLAB_RAISE", None)
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen(
@@ -114,8 +119,8 @@ def test_every_page_and_a_live_slider_in_chromium(server, tmp_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(120_000)
-            # A page URL as the very first request: Streamlit runs that page file directly
-            # (pages/ folder mode) and the page must route itself through app.py.
+            # A page URL as the very first request: app.py runs and st.navigation picks the
+            # page from the URL (no pages/ folder, so no page file ever runs on its own).
             page.goto(f"{server}/augment")
             wait_idle(page, "Augmentation")
             assert_no_error(page, "Augmentation")
@@ -143,11 +148,76 @@ def test_every_page_and_a_live_slider_in_chromium(server, tmp_path):
             snippet = page.locator('[data-testid="stCode"]').last.inner_text()
             assert '"contrast": 1.2' in snippet
             assert_no_error(page, "Preprocessing")
-            shot = tmp_path / "explorer.png"
-            page.screenshot(path=str(shot), full_page=True)
-            try:
-                shutil.copy(shot, SCREENSHOT_COPY)
-            except OSError:
-                pass
+            save_screenshot(page, tmp_path / "explorer.png", SCREENSHOT_COPY)
+
+            train_from_the_page(page, tmp_path)
         finally:
             browser.close()
+
+
+def save_screenshot(page, shot: Path, copy: Path) -> None:
+    """The whole main area: Streamlit scrolls inside it, so grow the viewport to its height first."""
+    size = page.viewport_size
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 8000))})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shot), full_page=True)
+    page.set_viewport_size(size)
+    try:
+        shutil.copy(shot, copy)
+    except OSError:
+        pass
+
+
+def train_from_the_page(page, tmp_path: Path) -> None:
+    """Load a tiny recipe in the sidebar, pick smallcnn and 1 epoch, press Train & evaluate, and
+    follow the background run until its results are on the page."""
+    from core.recipe import Recipe
+
+    recipe = Recipe().replace(input_size=(32, 48)).save(tmp_path / "tiny_recipe.json")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_label("Recipe file path").fill(str(recipe))
+    sidebar.get_by_label("Recipe file path").press("Enter")
+    sidebar.get_by_role("button", name="Load", exact=True).click()
+    page.wait_for_selector('[data-testid="stSidebar"] >> text=Loaded the recipe')
+
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Train & evaluate").first.click()
+    wait_idle(page, "Train & evaluate")
+    main = page.locator('[data-testid="stMain"]')
+    assert "Input 32x48" in main.inner_text()  # the loaded recipe is what will be trained
+    page.get_by_text("Command for these settings").click()  # open the expander with the command
+    wait_for_text(page, "python -m core train --data", 30)
+    model = page.locator('[data-testid="stSelectbox"]', has_text="Model")
+    model.click()
+    page.get_by_role("option", name="smallcnn", exact=True).click()
+    for label, value in (("Epochs", "1"), ("Batch size", "32")):
+        box = page.locator('[data-testid="stNumberInput"]', has_text=label).locator("input")
+        box.fill(value)
+        box.press("Enter")
+        wait_for_text(page, f"--{label.lower().replace(' ', '-')} {value} ", 30)
+    wait_for_text(page, "--model smallcnn --epochs 1 --batch-size 32", 30)
+
+    page.get_by_role("button", name="Train & evaluate").click()
+    wait_for_text(page, "The same training from the command line", 60)  # the live view of the launch
+    wait_for_text(page, "Validation macro F1", TRAIN_TIMEOUT)  # results, after the background run
+    wait_for_text(page, "Top losses", 60)
+    assert_no_error(page, "Train & evaluate")
+    assert page.locator('[data-testid="stDownloadButton"]', has_text="Download the best checkpoint").count() == 1
+    assert page.locator(".js-plotly-plot").count() >= 4  # loss, macro F1, confusion matrix, per-class F1
+    page.get_by_role("button", name="Predict eval/ and make a submission").click()  # scored on eval/gt.csv
+    wait_for_text(page, "Eval macro F1", 90)
+    assert page.locator('[data-testid="stDownloadButton"]', has_text="Download submission.csv").count() == 1
+    assert_no_error(page, "Train & evaluate")
+    page.wait_for_timeout(1500)  # let the charts finish drawing
+    save_screenshot(page, tmp_path / "explorer_train.png", TRAIN_SCREENSHOT)
+
+
+def wait_for_text(page, text: str, timeout: float) -> None:
+    main = page.locator('[data-testid="stMain"]')
+    deadline = time.monotonic() + timeout
+    while text not in main.inner_text():
+        assert page.locator('[data-testid="stException"]').count() == 0, f"exception box while waiting for {text!r}"
+        errors = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+        assert not errors, f"error shown while waiting for {text!r}: {errors}"
+        assert time.monotonic() < deadline, f"{text!r} not shown after {timeout} s"
+        page.wait_for_timeout(500)

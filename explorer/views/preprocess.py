@@ -1,23 +1,13 @@
 """Preprocessing: enhancement sliders with a before/after preview that is exactly what the model sees."""
 
-import sys
-from pathlib import Path
+import io
 
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:  # run before the entry point ever ran: see state.ensure_routed
-    sys.path.insert(0, ROOT)
+import numpy as np
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-import io  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from core import stats  # noqa: E402
-from core.preprocess import load_rgb, preprocess  # noqa: E402
-from explorer import state  # noqa: E402
-
-state.ensure_routed()
+from core import stats
+from core.preprocess import load_rgb, preprocess
+from explorer import state
 
 DISPLAY_HEIGHT = 384  # on-screen height of the before/after pair
 EQUALIZE = {"none": "None", "hist": "Histogram", "clahe": "CLAHE (adaptive)"}

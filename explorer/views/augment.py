@@ -1,23 +1,13 @@
 """Augmentation preview: random train-time draws of one image, next to its validation view."""
 
-import sys
-from pathlib import Path
+import numpy as np
+import streamlit as st
+import torch
 
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:  # run before the entry point ever ran: see state.ensure_routed
-    sys.path.insert(0, ROOT)
-
-import streamlit as st  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from core import stats  # noqa: E402
-from core.augment import augment_batch, to_uint8_images  # noqa: E402
-from core.preprocess import preprocess  # noqa: E402
-from explorer import state  # noqa: E402
-
-state.ensure_routed()
+from core import stats
+from core.augment import augment_batch, to_uint8_images
+from core.preprocess import preprocess
+from explorer import state
 
 st.title("Augmentation")
 ds = state.require_dataset()

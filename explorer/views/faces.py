@@ -1,24 +1,14 @@
 """Faces and crop: where faces sit in the frame, a suggested crop, the crop and input size."""
 
-import sys
-from pathlib import Path
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
 
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:  # run before the entry point ever ran: see state.ensure_routed
-    sys.path.insert(0, ROOT)
-
-import streamlit as st  # noqa: E402
-
-import numpy as np  # noqa: E402
-import plotly.express as px  # noqa: E402
-import plotly.graph_objects as go  # noqa: E402
-
-from core import stats  # noqa: E402
-from core.faces import coverage_heatmap, detection_rates, normalized, suggest_crop  # noqa: E402
-from core.preprocess import crop_box, preprocess  # noqa: E402
-from explorer import state  # noqa: E402
-
-state.ensure_routed()
+from core import stats
+from core.faces import coverage_heatmap, detection_rates, normalized, suggest_crop
+from core.preprocess import crop_box, preprocess
+from explorer import state
 
 AUTO_LIMIT = 1000  # detect faces without a click up to this many images (or when cached on disk)
 GRID = (48, 64)  # heatmap cells (columns, rows)

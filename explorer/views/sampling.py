@@ -1,20 +1,10 @@
 """Oversampling: class counts of the training split before and after, and SMOTE's synthetic images."""
 
-import sys
-from pathlib import Path
+import plotly.express as px
+import streamlit as st
 
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:  # run before the entry point ever ran: see state.ensure_routed
-    sys.path.insert(0, ROOT)
-
-import streamlit as st  # noqa: E402
-
-import plotly.express as px  # noqa: E402
-
-from core import stats  # noqa: E402
-from explorer import state  # noqa: E402
-
-state.ensure_routed()
+from core import stats
+from explorer import state
 
 METHODS = {"none": "None", "random": "Random duplication", "smote": "SMOTE"}
 SIZES = [(12, 16), (24, 32), (36, 48), (48, 64)]
