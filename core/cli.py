@@ -101,6 +101,93 @@ def _corrections_arg(value: str | None) -> str | None:
     return value
 
 
+# ----------------------------------------------------------------------------- training
+
+TRAIN_FLAGS = ("data", "recipe", "model", "head", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler",
+               "loss", "focal_gamma", "smoothing", "accum_steps", "folds", "val_ratio", "seed", "device", "out",
+               "weights", "workers", "corrections")
+RESUME_FLAGS = ("device", "workers")  # the only settings a resumed run may change
+
+
+def _terminal_callbacks():
+    """Train callbacks that draw progress on stderr (core itself never prints)."""
+    from core.train import Callbacks
+
+    class Terminal(Callbacks):
+        def __init__(self):
+            self.bar = None
+
+        def on_message(self, text):
+            print(text, file=sys.stderr)
+
+        def on_cache_progress(self, done, total):
+            if done == 0 or self.bar is None:
+                self.bar = _progress_bar("images")
+            self.bar(done, total)
+            if done >= total:
+                self.bar = None
+
+        def on_epoch_start(self, fold, epoch, n_batches):
+            self.bar = _progress_bar(f"fold {fold} epoch {epoch + 1}")
+
+        def on_batch_end(self, epoch, batch, n_batches, loss):
+            self.bar(batch + 1, n_batches)
+
+    return Terminal()
+
+
+def cmd_train(args) -> int:
+    from core.runs import read_status
+    from core.train import TrainConfig, train
+
+    given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    if args.resume:
+        extra = sorted(set(given) - set(RESUME_FLAGS))
+        if extra:
+            raise UserError(f"--resume continues {args.resume} with its own settings; remove "
+                            + ", ".join("--" + k.replace("_", "-") for k in extra))
+        given["resume"] = args.resume
+    elif "data" not in given:
+        raise UserError("train: --data is required (the dataset folder), or --resume RUN")
+    run_dir = train(TrainConfig(**given), callbacks=[_terminal_callbacks()])
+    status = read_status(run_dir)
+    print(f"run: {run_dir}")
+    if status.get("state") == "done":
+        result = status.get("result", {})
+        print(f"{result.get('scope', 'validation')} macro F1: {result.get('macro_f1', float('nan')):.4f}  "
+              f"accuracy: {result.get('accuracy', float('nan')):.4f}")
+        return 0
+    print(status.get("message", "stopped"))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from core.predict import predict
+
+    out = predict(args.run, args.data, args.out, device=args.device, batch_size=args.batch_size,
+                  progress=_progress_bar("images"), log=lambda text: print(text, file=sys.stderr))
+    print(f"wrote {len(pd.read_csv(out))} predictions to {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from core.predict import evaluate
+
+    result = evaluate(args.pred, args.gt)
+    print(f"images:   {result['images']}")
+    print(f"accuracy: {result['accuracy']:.4f}")
+    print(f"macro F1: {result['macro_f1']:.4f}")
+    table = result["per_class"]
+    table = table[(table["support"] > 0) | (table["predicted"] > 0)]
+    width = max(len(n) for n in table["name"])
+    print(f"  {'class':>5}  {'name':<{width}}  precision  recall      f1  support")
+    for r in table.itertuples():
+        print(f"  {r[1]:>5}  {r.name:<{width}}  {r.precision:9.3f}  {r.recall:6.3f}  {r.f1:6.3f}  {r.support:>7}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +212,46 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default="faces.csv")
     f.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     f.set_defaults(func=cmd_faces)
+
+    t = sub.add_parser("train", help="train a model on a dataset with a recipe; writes a run directory")
+    t.add_argument("--data", help="dataset folder (competition train layout or one folder per class)")
+    t.add_argument("--recipe", help="recipe JSON file (default: the built-in recipe)")
+    t.add_argument("--model", help="smallcnn, resnet18 (default), resnet50, resnext50_32x4d, densenet121, "
+                                   "vgg16_bn or efficientnet_b0")
+    t.add_argument("--head", help="auto | flat | factorized (mask + gender + age logits; competition classes only)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="peak learning rate")
+    t.add_argument("--optimizer", help="sgd | adam | adamw")
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--scheduler", help="none | step | cosine | plateau")
+    t.add_argument("--loss", help="ce | focal | label_smoothing | f1")
+    t.add_argument("--focal-gamma", type=float)
+    t.add_argument("--smoothing", type=float, help="label-smoothing epsilon")
+    t.add_argument("--accum-steps", type=int, help="gradient accumulation: batches per optimiser step")
+    t.add_argument("--folds", type=int, help="K >= 2: train K models on person-level folds")
+    t.add_argument("--val-ratio", type=float, help="share of persons held out for validation")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto | cpu | cuda")
+    t.add_argument("--out", help="folder for run directories (default runs/)")
+    t.add_argument("--resume", help="run directory to continue from its last.pt")
+    t.add_argument("--weights", help="auto (ImageNet from the local torch hub cache if present), none, or a file")
+    t.add_argument("--workers", type=int, help="processes for preparing images")
+    t.add_argument("--corrections", help="label-corrections CSV, or 'reported' for the shipped list")
+    t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("predict", help="predict a folder with a run's best model; writes a CSV")
+    pr.add_argument("--run", required=True, help="run directory")
+    pr.add_argument("--data", required=True, help="eval folder (info.csv + images/) or a folder of images")
+    pr.add_argument("--out", default="submission.csv")
+    pr.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    pr.add_argument("--batch-size", type=int, default=128)
+    pr.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("evaluate", help="score a submission against the true answers")
+    e.add_argument("--pred", required=True, help="submission CSV (ImageID,ans)")
+    e.add_argument("--gt", required=True, help="true answers CSV (ImageID,ans)")
+    e.set_defaults(func=cmd_evaluate)
     return p
 
 

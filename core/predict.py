@@ -1,0 +1,212 @@
+"""Prediction with a finished run, and scoring a submission against the true answers.
+
+``predict`` preprocesses the images with the run's own recipe (never its augmentation), runs
+the best checkpoint (the mean softmax of the fold models with ``--folds``) and writes:
+
+* for a competition eval folder: ``ImageID,ans`` with exactly info.csv's rows in its order
+  (an image that cannot be read still gets a row: the most frequent training class);
+* for any other folder of images: ``path,pred,pred_name``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from core.augment import normalize, to_float
+from core.cache import build_cache
+from core.dataset import EVAL_CSV_COLUMNS, check_image, detect_layout, scan
+from core.errors import DatasetError, UserError
+from core.faces import cached_faces
+from core.labels import CLASS_NAMES, IMAGE_EXTENSIONS
+from core.metrics import accuracy, macro_f1, per_class_report
+from core.models import new_model
+from core.recipe import Recipe
+from core.runs import checkpoint_paths, load_checkpoint, read_config
+
+Log = Callable[[str], None]
+
+
+def predict_logits(model: nn.Module, images: np.ndarray, rows: np.ndarray | None = None, batch_size: int = 128,
+                   device: torch.device | str = "cpu", channels_last: bool = False,
+                   autocast=contextlib.nullcontext, tta: bool = False) -> np.ndarray:
+    """(len(rows), C) float32 logits for uint8 (N, H, W, 3) ``images``, under eval() + inference_mode.
+
+    ``tta``: also run the mirrored images and return the log of the two softmaxes' mean
+    (for recipes that flip in training, i.e. whose labels do not change in a mirror).
+    """
+    model.eval()
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch_size):
+            idx = rows[start:start + batch_size]
+            x = normalize(to_float(torch.from_numpy(np.ascontiguousarray(images[idx])))).to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast():
+                logits = model(x).float()
+                if tta:
+                    probs = (logits.softmax(1) + model(x.flip(3)).float().softmax(1)) / 2
+                    logits = probs.clamp_min(1e-12).log()
+            out.append(logits.cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- the run
+
+def load_models(run: str | Path, device: torch.device) -> tuple[list[nn.Module], dict]:
+    """The best model of each fold of ``run``, and the first checkpoint's metadata."""
+    paths = checkpoint_paths(run)
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"{missing[0]}: missing; the run has no best checkpoint yet (it must finish an epoch)")
+    models, meta = [], None
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        model = new_model(ckpt["model_name"], int(ckpt["num_classes"]), ckpt.get("head", "flat"))
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError:
+            raise UserError(f"{path}: its weights do not fit model {ckpt['model_name']!r}; the file is damaged") from None
+        models.append(model.to(device).eval())
+        meta = meta or {k: v for k, v in ckpt.items() if k != "model"}
+    return models, meta
+
+
+def mean_probabilities(models: list[nn.Module], images: np.ndarray, device: torch.device,
+                       batch_size: int = 128, tta: bool = False) -> np.ndarray:
+    """(N, C) softmax probabilities averaged over the models (and mirrors with ``tta``)."""
+    total = None
+    for model in models:
+        logits = predict_logits(model, images, None, batch_size, device, tta=tta)
+        probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        total = probs if total is None else total + probs
+    return total / len(models)
+
+
+def _fallback_class(run: Path, class_names: list[str]) -> int:
+    """The most frequent class in the run's training data (for rows that cannot be predicted)."""
+    counts = read_config(run).get("dataset", {}).get("class_counts", {})
+    if not counts:
+        return 0
+    name = max(counts, key=counts.get)
+    return class_names.index(name) if name in class_names else 0
+
+
+# ----------------------------------------------------------------------------- images
+
+def _image_rows(folder: Path) -> pd.DataFrame:
+    """A flat folder of images (no layout): one row per readable image, sorted by name."""
+    rows = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS + (".bmp", ".webp"):
+            continue
+        why, _ = check_image(p)
+        if why is None:
+            rows.append({"path": str(p)})
+    if not rows:
+        raise UserError(f"{folder}: no readable images to predict")
+    return pd.DataFrame(rows)
+
+
+def _index_for(data: Path) -> tuple[str, pd.DataFrame, list]:
+    """(layout, index, problems) for a folder to predict."""
+    if not data.is_dir():
+        raise UserError(f"{data}: folder to predict does not exist")
+    try:
+        layout, _ = detect_layout(data)
+    except DatasetError:
+        return "flat", _image_rows(data), []
+    ds = scan(data)
+    return layout, ds.df, ds.problems
+
+
+def _images(df: pd.DataFrame, recipe: Recipe, progress, log: Log | None) -> np.ndarray:
+    faces = cached_faces(df["path"]) if recipe.crop.mode == "face" else None
+    return build_cache(df, recipe, faces=faces, progress=progress, log=log)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+def predict(run_dir: str | Path, data_dir: str | Path, out_csv: str | Path, device: str = "auto",
+            batch_size: int = 128, progress: Callable[[int, int], None] | None = None,
+            log: Log | None = None) -> Path:
+    """Predict ``data_dir`` with the run's best model(s); write ``out_csv`` (see module doc)."""
+    run, data, out = Path(run_dir), Path(data_dir).expanduser(), Path(out_csv)
+    if device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {device!r} is not allowed; choose one of: auto, cpu, cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    models, meta = load_models(run, dev)
+    recipe = Recipe.from_dict(meta["recipe"])
+    class_names = list(meta.get("class_names") or [str(i) for i in range(int(meta["num_classes"]))])
+    layout, df, problems = _index_for(data)
+    probs = mean_probabilities(models, _images(df, recipe, progress, log), dev, batch_size, tta=recipe.augment.hflip)
+    pred = probs.argmax(1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if layout == "eval":
+        table = _submission(data, df, pred, _fallback_class(run, class_names), problems, log)
+    else:
+        table = pd.DataFrame({"path": df["path"], "pred": pred, "pred_name": [class_names[p] for p in pred]})
+    table.to_csv(out, index=False)
+    return out
+
+
+def _submission(data: Path, df: pd.DataFrame, pred: np.ndarray, fallback: int, problems: list,
+                log: Log | None) -> pd.DataFrame:
+    """info.csv's rows in its order with ``ans`` filled in."""
+    info = pd.read_csv(data / "info.csv", dtype=str, keep_default_na=False)
+    answers = dict(zip(df["image_id"], pred))
+    missing = [i for i in info["ImageID"] if i not in answers]
+    if missing and log:
+        first = next((str(p) for p in problems if missing[0] in p.path), missing[0])
+        log(f"{len(missing)} of {len(info)} image(s) in info.csv could not be read (first: {first}); "
+            f"they were given the most frequent training class {fallback}")
+    info["ans"] = [int(answers.get(i, fallback)) for i in info["ImageID"]]
+    return info[list(EVAL_CSV_COLUMNS)]
+
+
+def _read_answers(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise UserError(f"{path}: file does not exist")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001 - pandas parser errors
+        raise UserError(f"{path}: cannot be read as CSV ({exc.__class__.__name__})") from None
+    missing = [c for c in EVAL_CSV_COLUMNS if c not in table.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(EVAL_CSV_COLUMNS)}")
+    bad = table.index[~table["ans"].str.strip().str.fullmatch(r"\d+")]
+    if len(bad):
+        i = bad[0]
+        raise UserError(f"{path}: row {i + 2} has ans {table['ans'][i]!r}, which is not a class number")
+    return table
+
+
+def evaluate(pred_csv: str | Path, gt_csv: str | Path) -> dict:
+    """accuracy, macro F1 and a per-class table of a submission against the true answers."""
+    pred_path, gt_path = Path(pred_csv), Path(gt_csv)
+    pred, gt = _read_answers(pred_path), _read_answers(gt_path)
+    if len(pred) != len(gt):
+        raise UserError(f"{pred_path}: has {len(pred)} rows but {gt_path} has {len(gt)}; "
+                        "a submission keeps every row of info.csv")
+    differ = np.flatnonzero(pred["ImageID"].to_numpy() != gt["ImageID"].to_numpy())
+    if len(differ):
+        i = differ[0]
+        raise UserError(f"{pred_path}: row {i + 2} has ImageID {pred['ImageID'][i]!r} where {gt_path} has "
+                        f"{gt['ImageID'][i]!r}; keep info.csv's rows in their order")
+    y_true, y_pred = gt["ans"].astype(int).to_numpy(), pred["ans"].astype(int).to_numpy()
+    n = max(len(CLASS_NAMES), int(max(y_true.max(), y_pred.max())) + 1) if len(y_true) else len(CLASS_NAMES)
+    names = list(CLASS_NAMES) + [str(c) for c in range(len(CLASS_NAMES), n)]
+    report = per_class_report(y_true, y_pred, names)
+    return {"images": int(len(gt)), "accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred),
+            "per_class": report}
