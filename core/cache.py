@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from core.faces import _dataset_key, cached_faces
+from core.faces import cached_faces, dataset_key
 from core.paths import cache_dir
 from core.preprocess import preprocess_path
 from core.recipe import Recipe
@@ -45,7 +45,7 @@ def face_boxes(paths: list[str], faces: pd.DataFrame | None) -> np.ndarray:
 def cache_key(paths: list[str], recipe: Recipe, boxes: np.ndarray | None) -> str:
     """Changes when a file, the recipe's crop/size/enhancement or a used face box changes."""
     h = hashlib.sha1()
-    h.update(_dataset_key(paths).encode())
+    h.update(dataset_key(paths).encode())
     h.update("\0".join(paths).encode())  # order matters: row i of the cache is paths[i]
     h.update(recipe.preprocess_key().encode())
     if boxes is not None:
@@ -95,8 +95,9 @@ def _run(spans: list[tuple[int, int]], init_args: tuple, workers: int, n: int,
         results = map(_fill, spans)
         pool = None
     else:
-        ctx = get_context("fork" if hasattr(os, "fork") else "spawn")
-        pool = ctx.Pool(workers, _init_worker, init_args)
+        # spawn, not fork: forking a threaded process (the Streamlit server, a DataLoader's
+        # parent) can copy a held lock into the child and hang it.
+        pool = get_context("spawn").Pool(workers, _init_worker, init_args)
         results = pool.imap(_fill, spans)
     try:
         for span, bad in zip(spans, results):
@@ -104,6 +105,10 @@ def _run(spans: list[tuple[int, int]], init_args: tuple, workers: int, n: int,
             done += span[1] - span[0]
             if progress:
                 progress(done, n)
+    except BaseException:
+        if pool is not None:
+            pool.terminate()  # stopped or failed: don't wait for the queued chunks
+        raise
     finally:
         if pool is not None:
             pool.close()

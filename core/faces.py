@@ -83,9 +83,6 @@ def dataset_key(paths: list[str]) -> str:
     return h.hexdigest()[:20]
 
 
-_dataset_key = dataset_key  # old name, still used by core.cache
-
-
 def _cache_file(paths: list[str]) -> Path:
     return cache_dir("faces") / f"{dataset_key(paths)}.csv"
 

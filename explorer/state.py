@@ -30,7 +30,7 @@ from PIL import Image
 from core.dataset import REPORTED_CORRECTIONS, Dataset, Problem, detect_layout, scan
 from core.errors import DatasetError, RecipeError, UserError
 from core.preprocess import load_rgb
-from core.recipe import Recipe
+from core.recipe import Recipe, starter_recipe
 from core.stats import resize_to_height
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,10 +189,22 @@ def require_dataset() -> Dataset:
 
 # ----------------------------------------------------------------------------- recipe
 
+def starting_recipe() -> Recipe:
+    """The recipe a session starts from: tuned for competition layouts, neutral otherwise."""
+    info = st.session_state.get(LOADED)
+    layout = info.dataset.layout if info is not None and info.dataset is not None else None
+    return starter_recipe(layout)
+
+
 def get_recipe() -> Recipe:
     if RECIPE not in st.session_state:
-        st.session_state[RECIPE] = Recipe()
+        st.session_state[RECIPE] = starting_recipe()
     return st.session_state[RECIPE]
+
+
+def on_recipe_reset() -> None:
+    set_recipe(starting_recipe())
+    _message("success", "Recipe reset to the starting recipe for this dataset's layout.")
 
 
 def update_recipe(section: str | None = None, **fields) -> bool:
@@ -355,14 +367,10 @@ def _face_keys() -> set:
     return set()
 
 
-# Face detection starts its worker pool with "spawn" (a fresh interpreter per worker), which is
-# safe from the threaded Streamlit server: use every core.
+# Face detection and the image cache start their worker pools with "spawn" (a fresh interpreter
+# per worker), which is safe from the threaded Streamlit server: use every core.
 WORKERS = None
-# core.cache.build_cache may still *fork* its workers. Forking the Streamlit server, which runs
-# many threads (Arrow's allocator among them), can deadlock a child, so the app builds the
-# preprocessed-image cache in this process until the lead confirms build_cache uses spawn too.
-# The on-disk cache is the same as the CLI's either way.
-CACHE_WORKERS = 1
+CACHE_WORKERS = None
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -380,7 +388,7 @@ def _face_lookup(files_key: str, _faces_table: pd.DataFrame) -> dict[str, tuple[
 
 def faces_on_disk() -> bool:
     """Whether the face table of the loaded dataset is already in the on-disk cache."""
-    from core.faces import _dataset_key  # the cache file's name (core.cache uses it too)
+    from core.faces import dataset_key  # the cache file's name
     from core.paths import cache_dir
 
     info = loaded()
@@ -388,7 +396,7 @@ def faces_on_disk() -> bool:
         return False
     if info.files_key in _face_keys():
         return True
-    return (cache_dir("faces") / f"{_dataset_key(list(info.dataset.df['path']))}.csv").is_file()
+    return (cache_dir("faces") / f"{dataset_key(list(info.dataset.df['path']))}.csv").is_file()
 
 
 def faces(run: bool = True) -> pd.DataFrame | None:
@@ -459,25 +467,6 @@ def train_images(df: pd.DataFrame, recipe: Recipe, table: pd.DataFrame | None) -
     if bar is not None:
         bar.empty()
     return images
-
-
-def prebuild_images(folder: str | Path, recipe: dict | Recipe, progress=None) -> None:
-    """Build the preprocessed-image cache of a folder to predict, in this process.
-
-    Workaround while core.cache.build_cache forks (see CACHE_WORKERS): core.predict.predict
-    calls build_cache with its default workers, which forks two processes for 256+ images.
-    Built here first with one worker, the cache file exists and predict only maps it (same
-    index, same recipe: same cache key). Folders without a dataset layout are left to predict.
-    """
-    from core.cache import build_cache
-
-    folder = Path(folder).expanduser()
-    recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
-    try:
-        ds = scan(folder)
-    except UserError:
-        return
-    build_cache(ds.df, recipe, progress=progress, workers=CACHE_WORKERS)
 
 
 @st.cache_data(show_spinner="Computing SMOTE features…", max_entries=4)

@@ -260,9 +260,6 @@ def predict_eval(run: Path, eval_dir: Path, out: Path) -> list[str]:
     def progress(done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"Preparing the eval images: {done:,} / {total:,}")
 
-    recipe = read_json(run / "recipe.json") or read_config(run).get("recipe", {})
-    state.prebuild_images(eval_dir, recipe, progress)  # see state.prebuild_images: no fork in the server
-    bar.progress(1.0, text="Predicting…")
     predict(run, eval_dir, out, progress=progress, log=notes.append)
     bar.empty()
     return notes
