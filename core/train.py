@@ -47,7 +47,7 @@ from core.losses import LOSSES, build_loss
 from core.metrics import classification_metrics, confusion_table, per_class_report
 from core.models import HEADS, build_model, check_model_name
 from core.predict import predict_logits
-from core.recipe import Augment, Recipe
+from core.recipe import Augment, Recipe, starter_recipe
 from core.runs import (RunWriter, fold_dirs, load_checkpoint, new_run_dir, read_json, run_path,
                        stop_requested)
 from core.sampling import oversample, smote_features
@@ -158,9 +158,10 @@ def validate_config(cfg: TrainConfig) -> None:
         raise UserError("--data is required: the dataset folder to train on")
 
 
-def resolve_recipe(recipe: str | dict | Recipe | None) -> Recipe:
+def resolve_recipe(recipe: str | dict | Recipe | None, layout: str | None = None) -> Recipe:
+    """The run's recipe; with none given, the starting recipe for the dataset's layout."""
     if recipe is None:
-        return Recipe()
+        return starter_recipe(layout)
     if isinstance(recipe, Recipe):
         return recipe
     if isinstance(recipe, dict):
@@ -787,17 +788,32 @@ def prediction_table(data: TrainData, rows: np.ndarray, logits: np.ndarray, fold
 
 # ----------------------------------------------------------------------------- entry point
 
+class _StopSwitch:
+    """Where a stop request (STOP file or SIGTERM) goes: before the trainer exists it aborts
+    image preparation at once; afterwards the trainer stops after its current batch."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.trainer: Trainer | None = None
+
+    def request(self, *_signal) -> None:
+        if self.trainer is None:
+            raise _Stopped()
+        self.trainer.stop_flag = True
+
+    def check(self) -> None:
+        """Called while preparing images: honour the app's STOP file there too."""
+        if self.trainer is None and stop_requested(self.run_dir):
+            raise _Stopped()
+
+
 @contextlib.contextmanager
-def _sigterm_sets(trainer: Trainer):
-    """SIGTERM asks the trainer to stop after its current batch (main thread only)."""
+def _sigterm_to(switch: _StopSwitch):
+    """Route SIGTERM to ``switch`` for the whole run (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum, frame):
-        trainer.stop_flag = True
-
-    old = signal.signal(signal.SIGTERM, handler)
+    old = signal.signal(signal.SIGTERM, switch.request)
     try:
         yield
     finally:
@@ -834,36 +850,42 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
     else:
         cfg = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()) if config.data else "")
     validate_config(cfg)
-    recipe = resolve_recipe(cfg.recipe)
     device = resolve_device(cfg.device)
     ds, df = scan_labelled(cfg.data, cfg.corrections)
+    recipe = resolve_recipe(cfg.recipe, ds.layout)
     splits = make_splits(df, cfg.folds, cfg.val_ratio, cfg.seed)
     lasts = _resume_points(Path(cfg.resume), cfg.folds) if cfg.resume else {}
     run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg.out, cfg.model)
     writer = RunWriter(run_dir)
+    switch = _StopSwitch(run_dir)
     try:
-        writer.status(state="running", message="preparing images", force=True, fold=0, epoch=0, epochs=cfg.epochs,
-                      batch=0, n_batches=0, eta_s=None, started=time.time())
-        if not cfg.resume:
-            _write_config(writer, cfg, recipe, ds, df, splits)
-        else:
-            writer.rewrite_metrics([r for fold in sorted(lasts) for r in lasts[fold]["state"]["history"]])
-            (run_dir / "STOP").unlink(missing_ok=True)
-        _set_threads(device, cfg)
-        log = lambda text: (writer.log(text), emit(callbacks, "on_message", text))  # noqa: E731
-        log(f"resuming {run_dir}" if cfg.resume else f"run {run_dir}: {len(df)} images, device {device}")
-        images = load_images(df, recipe, cfg.workers, log,
-                             lambda d, t: (emit(callbacks, "on_cache_progress", d, t),
-                                           writer.status(message=f"preparing images {d}/{t}")))
-        data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names), ds.summary())
-        trainer = Trainer(cfg, recipe, data, writer, callbacks, device)
-        emit(callbacks, "on_train_start", {"run_dir": str(run_dir), "folds": len(splits), "epochs": cfg.epochs,
-                                "train_images": [len(t) for t, _ in splits], "val_images": [len(v) for _, v in splits]})
-        with _sigterm_sets(trainer):
+        with _sigterm_to(switch):
+            writer.status(state="running", message="preparing images", force=True, fold=0, epoch=0, epochs=cfg.epochs,
+                          batch=0, n_batches=0, eta_s=None, started=time.time())
+            if not cfg.resume:
+                _write_config(writer, cfg, recipe, ds, df, splits)
+            else:
+                writer.rewrite_metrics([r for fold in sorted(lasts) for r in lasts[fold]["state"]["history"]])
+                (run_dir / "STOP").unlink(missing_ok=True)
+            _set_threads(device, cfg)
+            log = lambda text: (writer.log(text), emit(callbacks, "on_message", text))  # noqa: E731
+            log(f"resuming {run_dir}" if cfg.resume else f"run {run_dir}: {len(df)} images, device {device}")
+            images = load_images(df, recipe, cfg.workers, log,
+                                 lambda d, t: (switch.check(), emit(callbacks, "on_cache_progress", d, t),
+                                               writer.status(message=f"preparing images {d}/{t}")))
+            switch.check()
+            data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names), ds.summary())
+            trainer = Trainer(cfg, recipe, data, writer, callbacks, device)
+            emit(callbacks, "on_train_start", {"run_dir": str(run_dir), "folds": len(splits), "epochs": cfg.epochs,
+                                    "train_images": [len(t) for t, _ in splits], "val_images": [len(v) for _, v in splits]})
+            switch.trainer = trainer
             summary = trainer.run(splits, lasts)
     except _Stopped:
-        writer.status(state="stopped", message="stopped; continue with: python -m core train --resume "
-                      + shlex.quote(str(run_dir)), force=True)
+        if any(run_dir.glob("**/last.pt")):
+            message = "stopped; continue with: python -m core train --resume " + shlex.quote(str(run_dir))
+        else:
+            message = "stopped before the first epoch ended; nothing to resume, start a new run"
+        writer.status(state="stopped", message=message, force=True)
         writer.log("stopped on request")
         emit(callbacks, "on_train_end", {"state": "stopped", "run_dir": str(run_dir)})
         return run_dir

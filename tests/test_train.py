@@ -23,9 +23,9 @@ from core.cache import build_cache
 from core.dataset import scan
 from core.errors import CheckpointError, UserError
 from core.models import build_model, new_model
-from core.recipe import Recipe
+from core.recipe import Recipe, starter_recipe
 from core.runs import load_checkpoint, read_metrics, read_status, request_stop
-from core.train import (Callbacks, TrainConfig, epoch_batches, make_splits, train, train_steps,
+from core.train import (Callbacks, TrainConfig, epoch_batches, make_splits, resolve_recipe, train, train_steps,
                         validate_config)
 from helpers_train import make_train, tiny_recipe
 
@@ -225,6 +225,24 @@ def test_sigterm_stops_after_the_batch_and_saves_last(data, recipe, tmp_path):
     run = next(tmp_path.glob("*-smallcnn-*"))
     assert read_status(run)["state"] == "stopped"
     assert load_checkpoint(run / "last.pt")["state"]["epoch"] < 200
+
+
+def test_stop_while_preparing_images_ends_the_run_without_a_checkpoint(data, recipe, tmp_path):
+    class StopEarly(Callbacks):
+        def on_cache_progress(self, done, total):
+            request_stop(next(tmp_path.glob("*-smallcnn-*")))
+
+    fresh = Recipe.load(recipe).replace(input_size=(22, 30)).save(tmp_path / "fresh.json")  # not cached yet
+    run = train(TrainConfig(data=str(data), recipe=str(fresh), model="smallcnn", epochs=3, out=str(tmp_path),
+                            workers=1), [StopEarly()])
+    status = read_status(run)
+    assert status["state"] == "stopped" and "nothing to resume" in status["message"]
+    assert not list(run.glob("**/*.pt"))
+
+
+def test_without_a_recipe_a_competition_dataset_starts_from_the_starter_recipe(data):
+    assert resolve_recipe(None, scan(data).layout) == starter_recipe("train")
+    assert resolve_recipe(None, "folders") == Recipe()
 
 
 # ----------------------------------------------------------------------------- cache
