@@ -22,16 +22,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _progress_bar(label: str):
-    """A terminal progress callback(done, total) that redraws one line on stderr."""
+    """A progress callback(done, total) for stderr.
+
+    On a terminal it redraws one line, at most ten times a second. Redirected to a file (the
+    app's console.log, a CI log) it writes a plain line at each tenth of the way instead, so
+    the log stays readable and small.
+    """
     start = time.monotonic()
+    tty = sys.stderr.isatty()
+    last = {"t": -1.0, "tenth": -1}
 
     def update(done: int, total: int) -> None:
         frac = done / total if total else 1.0
-        elapsed = time.monotonic() - start
+        now = time.monotonic()
+        finished = done >= total
+        if tty:
+            if not finished and now - last["t"] < 0.1:
+                return
+        else:
+            tenth = int(frac * 10)
+            if not finished and tenth == last["tenth"]:
+                return
+            last["tenth"] = tenth
+        last["t"] = now
+        elapsed = now - start
         eta = elapsed / frac - elapsed if frac > 0 else 0.0
         bar = "#" * int(frac * 30)
-        sys.stderr.write(f"\r{label} [{bar:<30}] {done}/{total} {elapsed:5.1f}s eta {eta:5.1f}s")
-        if done >= total:
+        line = f"{label} [{bar:<30}] {done}/{total} {elapsed:5.1f}s eta {eta:5.1f}s"
+        sys.stderr.write(f"\r{line}" if tty else line + "\n")
+        if finished and tty:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
@@ -197,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="write the synthetic demo dataset (competition layout)")
     d.add_argument("--out", required=True, help="folder to write train/ and eval/ into")
     d.add_argument("--people", type=int, default=270, help="train persons (270 = a tenth of the real data)")
-    d.add_argument("--eval-people", type=int, default=None, help="eval persons (default 30%% of --people)")
+    d.add_argument("--eval-people", type=int, default=None, help="eval persons (default 2/3 of --people, the real 2,700:1,800 ratio)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
 
