@@ -78,6 +78,9 @@ def recipe_controls() -> None:
     save.button("Save", key="recipe_save", on_click=state.on_recipe_save_path, width="stretch")
     load.button("Load", key="recipe_load", on_click=state.on_recipe_load_path, width="stretch")
     st.file_uploader("Or upload a recipe", type=["json"], key="recipe_upload", on_change=state.on_recipe_upload)
+    st.button("Reset to the starting recipe", key="recipe_reset", on_click=state.on_recipe_reset,
+              help="Competition layouts start from the tuned recipe (see the README's Default training); "
+                   "other datasets from the whole frame with no enhancement.")
 
 
 page = st.navigation(PAGES)

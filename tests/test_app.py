@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core import stats
 from core.dataset import scan
 from core.faces import cached_faces, normalized, suggest_crop
-from core.recipe import Recipe
+from core.recipe import Recipe, starter_recipe
 from core.splits import person_split
 from tests.helpers import make_eval, make_folders, make_train
 
@@ -102,6 +102,20 @@ def test_overview_of_a_class_per_folder_dataset(tmp_path):
         "**cat** · 4 images", "**dog** · 4 images", "**fox** · 3 images"]
 
 
+def test_recipe_starts_neutral_for_folders_and_resets_to_the_starter(tmp_path, train):
+    at = open_app(make_folders(tmp_path / "pets"))
+    assert recipe(at) == Recipe()  # nothing known about the framing: whole frame, no enhancement
+
+    at = open_app(train, "preprocess")
+    at.slider(key="r.enhance.contrast").set_value(1.5).run()
+    assert recipe(at).enhance.contrast == 1.5
+    at.button(key="recipe_reset").click().run()
+    assert_clean(at)
+    assert recipe(at) == starter_recipe("train")
+    assert at.slider(key="r.enhance.contrast").value == 1.0  # the widgets follow the reset
+    assert any("starting recipe" in s.value for s in at.success)
+
+
 def test_overview_of_an_eval_set_without_answers(tmp_path):
     root = make_eval(tmp_path / "eval", gt=False)
     at = open_app(root)
@@ -138,8 +152,10 @@ def test_faces_page_rates_heatmap_and_crop_recipe(train):
     norm = normalized(cached_faces(ds.df["path"]), ds.df)
     assert metric(at, "Faces found") == f"{len(norm) / len(ds.df):.0%}"
     assert len(charts(at)) == 2  # rates per mask state, heatmap
-    assert recipe(at).crop.mode == "none"
+    assert recipe(at) == starter_recipe("train")  # competition layouts start from the tuned recipe
 
+    at.radio(key="r.crop.mode").set_value("none").run()
+    assert recipe(at).crop.mode == "none"
     at.radio(key="r.crop.mode").set_value("fixed").run()
     assert_clean(at)
     assert recipe(at).crop.mode == "fixed"
@@ -154,8 +170,8 @@ def test_faces_page_rates_heatmap_and_crop_recipe(train):
     at.number_input(key="r.input_size.w").set_value(64).run()
     assert_clean(at)
     assert recipe(at).crop.mode == "face" and recipe(at).crop.face_margin == 0.25
-    assert recipe(at).input_size == (64, 128)
-    assert '"mode": "face"' in codes(at) and '"input_size": [64, 128]' in codes(at)
+    assert recipe(at).input_size == (64, 96)
+    assert '"mode": "face"' in codes(at) and '"input_size": [64, 96]' in codes(at)
 
 
 def test_box_outside_the_image_is_clipped_not_an_error(train):
@@ -236,7 +252,7 @@ def test_oversampling_random_and_smote_grow_the_training_split_only(train):
     labels = ds.df["label"].to_numpy()
     val = np.bincount(labels[val_idx], minlength=18)
 
-    at = open_app(train, "sampling")
+    at = open_app(train, "sampling", **{"r.sampling.method": "none", "r.sampling.target": 1.0})
     t = _counts_table(at)
     assert (t["train after"] == t["train before"]).all()
     assert list(t["val"]) == list(val)
@@ -308,12 +324,12 @@ def test_bad_recipe_file_shows_the_key_and_keeps_the_recipe(train, tmp_path, con
     at.text_input(key="recipe_path").set_value(str(path)).run()
     at.button(key="recipe_load").click().run()
     assert_clean(at)
-    assert recipe(at) == Recipe()
+    assert recipe(at) == starter_recipe("train")
     assert any(needle in e.value and str(path) in e.value for e in at.error), [e.value for e in at.error]
     at.file_uploader(key="recipe_upload").set_value(("bad.json", path.read_bytes(), "application/json")).run()
     assert_clean(at)
     assert any(needle in e.value and "bad.json" in e.value for e in at.error)
-    assert recipe(at) == Recipe()
+    assert recipe(at) == starter_recipe("train")
 
 
 def test_every_page_renders_on_the_eval_set(demo_root, tmp_path):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.errors import RecipeError
-from core.recipe import Recipe
+from core.recipe import Recipe, starter_recipe
 
 
 def test_round_trip_through_json_file(tmp_path):
@@ -58,3 +58,13 @@ def test_preprocess_key_ignores_augmentation_and_sampling():
     assert base.preprocess_key() == base.replace(augment={"rotate": 30}, sampling={"method": "random"}).preprocess_key()
     assert base.preprocess_key() != base.replace(enhance={"contrast": 1.2}).preprocess_key()
     assert base.preprocess_key() != base.replace(input_size=[64, 64]).preprocess_key()
+
+
+def test_starter_recipe_is_tuned_for_competition_layouts_and_neutral_otherwise():
+    for layout in ("train", "eval"):
+        r = starter_recipe(layout)
+        assert r == Recipe.from_dict(r.to_dict())  # valid and round-trips
+        assert (r.crop.mode, r.enhance.equalize, r.sampling.method) == ("fixed", "clahe", "random")
+        assert r.input_size == (96, 96) and r.crop.box[3] < 1.0
+    assert starter_recipe("folders") == Recipe()
+    assert starter_recipe(None) == Recipe()
