@@ -271,10 +271,9 @@ def test_empty_eval_is_allowed(tmp_path):
     assert list(pd.read_csv(tmp_path / "d" / "eval" / "gt.csv").columns) == ["ImageID", "ans"]
 
 
-def test_default_eval_people_follow_the_real_train_to_eval_ratio(tmp_path):
-    summary = demo.make_demo(tmp_path / "d", people=6)
-    assert summary["eval_people"] == 4  # 2,700 : 1,800 in the competition
-    assert len(pd.read_csv(tmp_path / "d" / "eval" / "info.csv")) == 7 * 4
+def test_default_eval_people_is_30_percent(tmp_path):
+    summary = demo.make_demo(tmp_path / "d", people=7)
+    assert summary["eval_people"] == round(7 * 0.3) == 2
 
 
 # --------------------------------------------------------------------------------- realism
