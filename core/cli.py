@@ -234,9 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on a dataset with a recipe; writes a run directory")
     t.add_argument("--data", help="dataset folder (competition train layout or one folder per class)")
-    t.add_argument("--recipe", help="recipe JSON file (default: the built-in recipe)")
-    t.add_argument("--model", help="smallcnn, resnet18 (default), resnet50, resnext50_32x4d, densenet121, "
-                                   "vgg16_bn or efficientnet_b0")
+    t.add_argument("--recipe", help="recipe JSON file (default: the starter recipe for the dataset's layout, "
+                                    "core.recipe.starter_recipe)")
+    t.add_argument("--model", help="smallcnn (default: trains from scratch on a CPU in minutes), resnet18, resnet50, "
+                                   "resnext50_32x4d, densenet121, vgg16_bn or efficientnet_b0")
     t.add_argument("--head", help="auto | flat | factorized (mask + gender + age logits; competition classes only)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
