@@ -311,10 +311,13 @@ class BatchSource:
             idx = order[i]
             gen = torch.Generator().manual_seed(_batch_seed(self.seed, fold, epoch, i, 1))
             x = augment_batch(gather(self.images, self.a[idx], self.b[idx], self.gap[idx]), self.augment, gen)
-            x = normalize(x).to(self.device, non_blocking=True)
+            x, y = normalize(x), torch.from_numpy(self.labels[idx])
+            if self.device.type == "cuda":  # page-locked, so the copy overlaps the previous step
+                x, y = x.pin_memory(), y.pin_memory()
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, torch.from_numpy(self.labels[idx]).to(self.device)
+            yield x, y
 
 
 def prefetch(items: Iterator, depth: int = 1) -> Iterator:
