@@ -72,3 +72,11 @@ def test_demo_then_info_round_trip(tmp_path):
     assert "layout:  train" in info.stdout and "images:  28" in info.stdout and "persons: 4" in info.stdout
     ev = cli("info", "--data", str(tmp_path / "d" / "eval"))
     assert "layout:  eval" in ev.stdout and "images:  14" in ev.stdout
+
+
+def test_core_never_imports_streamlit():
+    modules = [f"core.{p.stem}" for p in (ROOT / "core").glob("*.py") if p.stem != "__main__"]
+    code = f"import sys, {', '.join(modules)}; print('streamlit' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
