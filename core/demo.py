@@ -31,7 +31,7 @@ import json
 import math
 import shutil
 from multiprocessing import get_context
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -219,7 +219,7 @@ def make_person(rng: np.random.Generator, split: str, index: int, gender: str, a
     fh = fw * float(rng.uniform(1.26, 1.36))
     skin = _jitter_colour(rng, SKIN_TONES[rng.integers(len(SKIN_TONES))], 6)
     hair = HAIR_COLOURS[rng.choice(len(HAIR_COLOURS), p=[0.35, 0.25, 0.2, 0.12, 0.08])]
-    return Person(
+    p = Person(
         split=split, index=index, gender=gender, age=age, ext=ext, appledouble=appledouble,
         cx=float(rng.uniform(0.35, 0.65) * WIDTH),
         cy=float(rng.uniform(0.22, 0.42) * HEIGHT),
@@ -242,6 +242,25 @@ def make_person(rng: np.random.Generator, split: str, index: int, gender: str, a
         incorrect_style=int(rng.integers(5)),
         incorrect_chin_only=bool(rng.random() < 0.2),
     )
+    return replace(p, bg=tuple(_behind_hair(c, _hair_colour(p)) for c in p.bg))
+
+
+# Least luminance gap between the hair and the wall behind it. White hair on a pale wall
+# hid the outline of long hair, the demo's gender cue, so that a 60-year-old woman looked
+# short-haired; in a photo, shading and texture would still show it.
+HAIR_BG_GAP = 55.0
+
+
+def _luma(c) -> float:
+    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+
+
+def _behind_hair(bg, hair):
+    """``bg`` darkened, if need be, to sit at least HAIR_BG_GAP below light hair."""
+    limit = _luma(hair) - HAIR_BG_GAP
+    if _luma(hair) < 170 or _luma(bg) <= limit:  # dark hair stands out on any wall here
+        return bg
+    return tuple(float(v) * limit / _luma(bg) for v in bg)
 
 
 # --------------------------------------------------------------------------------------------

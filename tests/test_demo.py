@@ -327,3 +327,13 @@ def test_faces_vary_in_position_and_size():
     fw = np.array([p.fw for p in people])
     assert cx.min() < 0.4 and cx.max() > 0.6 and cy.min() < 0.26 and cy.max() > 0.38
     assert fw.min() < 100 and fw.max() > 160
+
+
+def test_light_hair_always_stands_out_from_the_wall():
+    """White hair on a pale wall hid long hair, the gender cue; the wall is darkened instead."""
+    people = demo.plan_people(400, 3, "train")
+    light = [p for p in people if demo._luma(demo._hair_colour(p)) >= 170]
+    assert len(light) >= 10  # the 60+ group is there, with white hair
+    for p in light:
+        for wall in p.bg:
+            assert demo._luma(demo._hair_colour(p)) - demo._luma(wall) >= demo.HAIR_BG_GAP - 1e-6
