@@ -228,19 +228,21 @@ def _error_line(tail: str) -> str | None:
 
 def _find_run_dir(launch: Launch) -> Path | None:
     """The run directory whose status.json names the launched process."""
-    out = Path(launch.out)
-    if not out.is_dir():
-        return None
-    for path in out.iterdir():
-        if path.name.startswith(".") or not (path / "status.json").is_file():
-            continue
-        try:
-            status = read_status(path)
-        except UserError:
-            continue
+    for path, status in _statuses(Path(launch.out)):
         if status.get("pid") == launch.pid and float(status.get("started") or 0) >= launch.started - 5:
             return path
     return None
+
+
+def _statuses(out: Path) -> Iterator[tuple[Path, dict]]:
+    """(run directory, its status.json) for each readable run directory in ``out``."""
+    for path in out.iterdir() if out.is_dir() else ():
+        if path.name.startswith(".") or not (path / "status.json").is_file():
+            continue
+        try:
+            yield path, read_status(path)
+        except UserError:
+            continue
 
 
 def run_state(run_dir: str | Path, stop_requested: bool = False, console_log: str | None = None) -> RunState:
@@ -287,17 +289,8 @@ def poll(launch: Launch) -> RunState:
 
 def _live_runs(out: Path) -> list[Path]:
     """Run directories in ``out`` whose trainer is still running (started from anywhere)."""
-    found = []
-    for path in out.iterdir() if out.is_dir() else ():
-        if path.name.startswith(".") or not (path / "status.json").is_file():
-            continue
-        try:
-            status = read_status(path)
-        except UserError:
-            continue
-        if status.get("state") == "running" and pid_alive(status.get("pid"), status.get("started")):
-            found.append(path)
-    return found
+    return [path for path, status in _statuses(out)
+            if status.get("state") == "running" and pid_alive(status.get("pid"), status.get("started"))]
 
 
 def busy(out: str | Path) -> str | None:
