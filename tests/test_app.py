@@ -15,9 +15,9 @@ from core.dataset import scan
 from core.faces import cached_faces, normalized, suggest_crop
 from core.recipe import Recipe, starter_recipe
 from core.splits import person_split
+from tests.apptest import assert_clean, open_app
 from tests.helpers import make_eval, make_folders, make_train
 
-APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
 
 
 @pytest.fixture(autouse=True)
@@ -29,24 +29,6 @@ def _raise_unexpected(monkeypatch):
 @pytest.fixture(scope="module")
 def train(demo_root) -> Path:
     return demo_root / "train"
-
-
-def open_app(data, page: str | None = None, **state) -> AppTest:
-    """The app on dataset ``data``, optionally switched to ``views/<page>.py``."""
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["data_root"] = str(data)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    if page:
-        at.switch_page(f"views/{page}.py").run()
-    assert_clean(at)
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not [e.value for e in at.error if e.value.startswith("Unexpected error")]
 
 
 def metric(at: AppTest, label: str) -> str:

@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 from core import launch
 from core.recipe import Recipe
 from helpers_train import make_eval, make_folders, make_train
+from tests.apptest import assert_clean, open_app
 from tests.helpers import make_eval as make_eval_layout
 
-APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
 TINY = {"recipe": Recipe().replace(input_size=(32, 48)), "t.model": "smallcnn", "t.epochs": 1,
         "t.batch_size": 16}
 WAIT_S = 150
@@ -39,22 +39,6 @@ def tiny(tmp_path_factory) -> Path:
     make_train(base / "train", people=12)
     make_eval(base / "eval", people=2)
     return base
-
-
-def open_app(data, page: str, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["data_root"] = str(data)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page(f"views/{page}.py").run()
-    assert_clean(at)
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not [e.value for e in at.error if e.value.startswith("Unexpected error")]
 
 
 def wait_until_finished(runs: Path, timeout: float = WAIT_S) -> launch.RunState:
