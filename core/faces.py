@@ -92,8 +92,13 @@ def dataset_key(paths: list[str]) -> str:
     return h.hexdigest()[:20]
 
 
+# Part of the cache file's name: bump it when detect_one changes, so that tables computed
+# the old way are not reused. 2: the quarter-size first pass.
+DETECTOR_VERSION = 2
+
+
 def _cache_file(paths: list[str]) -> Path:
-    return cache_dir("faces") / f"{dataset_key(paths)}.csv"
+    return cache_dir("faces") / f"{dataset_key(paths)}-v{DETECTOR_VERSION}.csv"
 
 
 def is_cached(paths: Iterable[str]) -> bool:

@@ -388,15 +388,12 @@ def _face_lookup(files_key: str, _faces_table: pd.DataFrame) -> dict[str, tuple[
 
 def faces_on_disk() -> bool:
     """Whether the face table of the loaded dataset is already in the on-disk cache."""
-    from core.faces import dataset_key  # the cache file's name
-    from core.paths import cache_dir
+    from core.faces import is_cached
 
     info = loaded()
     if info.dataset is None:
         return False
-    if info.files_key in _face_keys():
-        return True
-    return (cache_dir("faces") / f"{dataset_key(list(info.dataset.df['path']))}.csv").is_file()
+    return info.files_key in _face_keys() or is_cached(info.dataset.df["path"])
 
 
 def faces(run: bool = True) -> pd.DataFrame | None:
