@@ -34,7 +34,7 @@ from core.cache import build_cache  # noqa: E402
 from core.dataset import scan  # noqa: E402
 from core.models import new_model  # noqa: E402
 from core.recipe import Recipe  # noqa: E402
-from core.train import BatchSource, epoch_batches, prefetch, train_steps  # noqa: E402
+from core.train import BatchSource, epoch_batches, train_steps  # noqa: E402
 
 
 class PerItem(Dataset):
@@ -75,7 +75,7 @@ def timed_steps(model, batches, n: int, optimizer, criterion) -> list[float]:
 
 def ours(model, source: BatchSource, batch: int, n: int, optimizer, criterion, round_: int) -> list[float]:
     order = epoch_batches(len(source), batch, 0, 0, round_)
-    return timed_steps(model, prefetch(source.batches(order, 0, round_)), n, optimizer, criterion)
+    return timed_steps(model, source.stream(order, 0, round_), n, optimizer, criterion)
 
 
 def in_memory(model, shape, n: int, optimizer, criterion) -> list[float]:

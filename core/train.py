@@ -319,12 +319,24 @@ class BatchSource:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y
 
+    def stream(self, order: list[np.ndarray], fold: int, epoch: int, start: int = 0) -> Iterator:
+        """:meth:`batches` as the training loop consumes them: made one ahead on a background
+        thread when the model runs on a GPU, in line on the CPU.
+
+        On the CPU torch's own threads already occupy every core during the forward and
+        backward passes, so a batch made alongside only competes with them: on the 2-core
+        demo machine, prefetching made each smallcnn step ~20 % slower (median 126 vs 102 ms
+        over 8 interleaved rounds of 60 batches).
+        """
+        batches = self.batches(order, fold, epoch, start)
+        return prefetch(batches) if self.device.type == "cuda" else batches
+
 
 def prefetch(items: Iterator, depth: int = 1) -> Iterator:
     """Yield ``items`` while a background thread computes up to ``depth`` ahead.
 
     Batch preparation (numpy gathers, torch augmentation) releases the GIL, so it overlaps
-    the model's forward and backward passes.
+    the model's forward and backward passes when those run on a GPU (BatchSource.stream).
     """
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
@@ -720,7 +732,7 @@ class Trainer:
             self.emit("on_batch_end", epoch, b, n_batches, loss)
             self.writer.status(batch=b + 1, eta_s=round(self._eta(), 1), loss=loss)
 
-        batches = prefetch(run.source.batches(order, run.fold, epoch, state.next_batch))
+        batches = run.source.stream(order, run.fold, epoch, state.next_batch)
         try:
             state.next_batch = train_steps(
                 run.model, batches, run.criterion, run.optimizer, cfg.accum_steps, n_batches, state.next_batch,

@@ -25,8 +25,8 @@ from core.errors import CheckpointError, UserError
 from core.models import build_model, new_model
 from core.recipe import Recipe, starter_recipe
 from core.runs import load_checkpoint, read_metrics, read_status, request_stop
-from core.train import (Callbacks, TrainConfig, epoch_batches, make_splits, resolve_recipe, train, train_steps,
-                        validate_config)
+from core.train import (BatchSource, Callbacks, TrainConfig, epoch_batches, make_splits, prefetch, resolve_recipe,
+                        train, train_steps, validate_config)
 from helpers_train import make_train, tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +102,34 @@ def test_epoch_batches_cover_every_sample_without_tiny_batches():
     assert sorted(np.concatenate(batches)) == list(range(65))
     assert [len(b) for b in batches] == [33, 32]
     assert not np.array_equal(np.concatenate(epoch_batches(65, 64, 0, 0, 1)), np.concatenate(batches))
+
+
+def test_prefetch_keeps_order_reraises_and_stops_its_thread():
+    import threading
+    assert list(prefetch(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("bad batch")
+    with pytest.raises(ValueError, match="bad batch"):
+        list(prefetch(failing()))
+
+    before = threading.active_count()
+    it = prefetch(iter(range(1000)))
+    assert next(it) == 0
+    it.close()  # the consumer stops early (Stop button): the producer thread must end
+    assert threading.active_count() == before
+
+
+def test_cpu_batches_are_made_in_line_and_match_prefetched_ones():
+    rng = np.random.default_rng(0)
+    source = BatchSource(rng.integers(0, 255, (40, 12, 12, 3), dtype=np.uint8), np.arange(40), np.arange(40),
+                         np.zeros(40), rng.integers(0, 3, 40), Recipe().augment, seed=3)
+    order = epoch_batches(40, 8, 3, 0, 0)
+    stream = source.stream(order, 0, 0)
+    assert stream.__name__ == "batches"  # the plain generator, no background thread on the CPU
+    for (x, y), (px, py) in zip(stream, prefetch(source.batches(order, 0, 0)), strict=True):
+        assert torch.equal(x, px) and torch.equal(y, py)
 
 
 # ----------------------------------------------------------------------------- splits
