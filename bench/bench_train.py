@@ -1,7 +1,8 @@
 """Images per second of three ways to feed the same model, measured in one run.
 
 (a) ours: batches drawn from the preprocessed uint8 cache, augmented on the batch in torch,
-    prepared one batch ahead on a thread (exactly what core.train runs);
+    made in line on the CPU and one batch ahead on a thread on a GPU (BatchSource.stream,
+    exactly what core.train runs);
 (b) the ceiling: the same model and optimiser fed random tensors already in memory;
 (c) the usual per-item pipeline: PIL open + torchvision transforms in ``__getitem__``,
     DataLoader with 2 worker processes.

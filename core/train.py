@@ -3,7 +3,7 @@
 One call, :func:`train`, turns a :class:`TrainConfig` into a run directory (see core.runs).
 The data path decodes every image once per recipe (core.cache); an epoch then only gathers
 uint8 rows from that array, interpolates SMOTE rows, augments the float batch in torch
-(core.augment) and feeds the model, while a background thread prepares the next batch.
+(core.augment) and feeds the model; on a GPU a background thread prepares the next batch.
 
 Progress goes to :class:`Callbacks` objects (minGPT-style); this module never prints.
 Everything random is seeded: the epoch order and each batch's augmentation derive from
@@ -68,7 +68,7 @@ class TrainConfig:
     # auto: factorized (mask + gender + age logits, see core.models.FactorizedHead) for the
     # competition's 18 classes, flat for other datasets
     head: str = "auto"
-    epochs: int = 20  # the demo set converges from scratch in ~20 epochs (~4-5 min on 2 CPU cores)
+    epochs: int = 20  # the demo set converges from scratch in ~20 epochs (3.5-4.5 min on 2 CPU cores)
     batch_size: int = 16  # small batches: more optimiser steps per epoch on a small dataset
     lr: float = 2e-3  # peak learning rate (after warm-up with the cosine schedule)
     optimizer: str = "adamw"  # sgd (momentum 0.9) | adam | adamw: adamw converges fastest from scratch
