@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -105,7 +106,6 @@ def test_epoch_batches_cover_every_sample_without_tiny_batches():
 
 
 def test_prefetch_keeps_order_reraises_and_stops_its_thread():
-    import threading
     assert list(prefetch(iter(range(50)))) == list(range(50))
 
     def failing():
