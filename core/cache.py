@@ -141,7 +141,7 @@ def build_cache(df: pd.DataFrame, recipe: Recipe, faces: pd.DataFrame | None = N
     w, h = recipe.input_size
     boxes = None
     if recipe.crop.mode == "face":
-        boxes = face_boxes(paths, faces if faces is not None else cached_faces(paths))
+        boxes = face_boxes(paths, faces if faces is not None else cached_faces(paths, workers=workers))
     final = cache_path(cache_key(paths, recipe, boxes))
     if final.is_file():
         arr = np.load(final, mmap_mode="r")

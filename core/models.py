@@ -27,7 +27,6 @@ TORCHVISION = {
     "efficientnet_b0": tvm.EfficientNet_B0_Weights,
 }
 MODELS = ("smallcnn", *TORCHVISION)
-WEIGHT_MODES = ("auto", "none")  # or a file path
 HEADS = ("flat", "factorized")
 # Where each family keeps its final Linear layer (the head), as an attribute path.
 HEAD_PATH = {"smallcnn": "fc", "resnet18": "fc", "resnet50": "fc", "resnext50_32x4d": "fc",

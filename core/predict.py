@@ -23,7 +23,6 @@ from core.augment import normalize, to_float
 from core.cache import build_cache
 from core.dataset import EVAL_CSV_COLUMNS, check_image, detect_layout, scan
 from core.errors import DatasetError, UserError
-from core.faces import cached_faces
 from core.labels import CLASS_NAMES, IMAGE_EXTENSIONS
 from core.metrics import accuracy, macro_f1, per_class_report
 from core.models import new_model
@@ -128,11 +127,6 @@ def _index_for(data: Path) -> tuple[str, pd.DataFrame, list]:
     return layout, ds.df, ds.problems
 
 
-def _images(df: pd.DataFrame, recipe: Recipe, progress, log: Log | None) -> np.ndarray:
-    faces = cached_faces(df["path"]) if recipe.crop.mode == "face" else None
-    return build_cache(df, recipe, faces=faces, progress=progress, log=log)
-
-
 # ----------------------------------------------------------------------------- entry points
 
 def predict(run_dir: str | Path, data_dir: str | Path, out_csv: str | Path, device: str = "auto",
@@ -150,7 +144,8 @@ def predict(run_dir: str | Path, data_dir: str | Path, out_csv: str | Path, devi
     recipe = Recipe.from_dict(meta["recipe"])
     class_names = list(meta.get("class_names") or [str(i) for i in range(int(meta["num_classes"]))])
     layout, df, problems = _index_for(data)
-    probs = mean_probabilities(models, _images(df, recipe, progress, log), dev, batch_size, tta=recipe.augment.hflip)
+    probs = mean_probabilities(models, build_cache(df, recipe, progress=progress, log=log), dev, batch_size,
+                               tta=recipe.augment.hflip)
     pred = probs.argmax(1)
     out.parent.mkdir(parents=True, exist_ok=True)
     if layout == "eval":

@@ -34,7 +34,6 @@ from core.errors import CheckpointError, UserError
 FORMAT = 1  # checkpoint format version, stored under the marker key "masklab"
 MARKER = "masklab"
 STATUS_INTERVAL = 0.5  # seconds between status.json rewrites (state changes always write)
-STATES = ("running", "done", "failed", "stopped")
 
 
 def new_run_dir(out: str | Path, model: str) -> Path:

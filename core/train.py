@@ -41,7 +41,6 @@ from core.augment import augment_batch, normalize, to_float
 from core.cache import build_cache
 from core.dataset import REPORTED_CORRECTIONS, scan
 from core.errors import UserError
-from core.faces import cached_faces
 from core.labels import CLASS_NAMES
 from core.losses import LOSSES, build_loss
 from core.metrics import classification_metrics, confusion_table, per_class_report
@@ -225,7 +224,6 @@ class TrainData:
     images: np.ndarray  # (N, H, W, 3) uint8, row i is df row i (memory-mapped cache)
     labels: np.ndarray  # int64 class of each row
     class_names: list[str]
-    summary: dict  # for config.json
 
 
 def scan_labelled(data: str, corrections: str | None):
@@ -242,11 +240,9 @@ def scan_labelled(data: str, corrections: str | None):
 
 def load_images(df: pd.DataFrame, recipe: Recipe, workers: int, log: Callable[[str], None],
                 progress: Callable[[int, int], None]) -> np.ndarray:
-    faces = None
     if recipe.crop.mode == "face":
-        log("finding faces (cached after the first run)")
-        faces = cached_faces(df["path"], workers=workers or None)
-    return build_cache(df, recipe, faces=faces, progress=progress, log=log, workers=workers or None)
+        log("finding faces (cached after the first run)")  # build_cache looks them up
+    return build_cache(df, recipe, progress=progress, log=log, workers=workers or None)
 
 
 def make_splits(df: pd.DataFrame, folds: int, val_ratio: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -513,12 +509,18 @@ class WeightEMA:
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._source: nn.Module | None = None
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for avg, new in zip(self.model.state_dict().values(), model.state_dict().values()):
+        if model is not self._source:  # state_dict() walks every module: once per model, not per step
+            # (its tensors share storage with the weights, which training updates in place)
+            self._pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+            self._source = model
+        for avg, new in self._pairs:
             if avg.is_floating_point():
                 avg.lerp_(new, 1 - d)
             else:
@@ -889,7 +891,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
                                  lambda d, t: (switch.check(), emit(callbacks, "on_cache_progress", d, t),
                                                writer.status(message=f"preparing images {d}/{t}")))
             switch.check()
-            data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names), ds.summary())
+            data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names))
             trainer = Trainer(cfg, recipe, data, writer, callbacks, device)
             emit(callbacks, "on_train_start", {"run_dir": str(run_dir), "folds": len(splits), "epochs": cfg.epochs,
                                     "train_images": [len(t) for t, _ in splits], "val_images": [len(v) for _, v in splits]})

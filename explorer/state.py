@@ -367,10 +367,9 @@ def _face_keys() -> set:
     return set()
 
 
-# Face detection and the image cache start their worker pools with "spawn" (a fresh interpreter
-# per worker), which is safe from the threaded Streamlit server: use every core.
+# Face detection starts its worker pool with "spawn" (a fresh interpreter per worker), which is
+# safe from the threaded Streamlit server: use every core. (The image cache spawns too.)
 WORKERS = None
-CACHE_WORKERS = None
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -460,7 +459,7 @@ def train_images(df: pd.DataFrame, recipe: Recipe, table: pd.DataFrame | None) -
             bar = st.progress(0.0)
         bar.progress(done / max(total, 1), text=f"Preprocessing the training split: {done:,} / {total:,} images")
 
-    images = build_cache(df, recipe, faces=table, progress=progress, workers=CACHE_WORKERS)
+    images = build_cache(df, recipe, faces=table, progress=progress)
     if bar is not None:
         bar.empty()
     return images
