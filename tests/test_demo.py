@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 
 from core import demo
+from core.demo import person as demo_person
+from core.demo import writing as demo_writing
 from core.labels import GENDER_CODES, NUM_CLASSES, STEM_TO_MASK, age_group, decode, encode
 
 FOLDER_RE = re.compile(r"^(\d{6})_(male|female)_([A-Za-z]+)_(\d+)$")
@@ -200,7 +202,7 @@ def test_appledouble_traps_and_mixed_extensions(made):
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path, monkeypatch):
     a = demo.make_demo(tmp_path / "a", people=5, seed=11, eval_people=2, workers=1)
-    monkeypatch.setattr(demo, "MIN_PEOPLE_FOR_PROCESSES", 1)  # force the worker processes
+    monkeypatch.setattr(demo_writing, "MIN_PEOPLE_FOR_PROCESSES", 1)  # force the worker processes
     b = demo.make_demo(tmp_path / "b", people=5, seed=11, eval_people=2, workers=2)
     c = demo.make_demo(tmp_path / "c", people=5, seed=12, eval_people=2, workers=1)
     ha, hb, hc = (tree_hashes(Path(s["out"])) for s in (a, b, c))
@@ -332,8 +334,8 @@ def test_faces_vary_in_position_and_size():
 def test_light_hair_always_stands_out_from_the_wall():
     """White hair on a pale wall hid long hair, the gender cue; the wall is darkened instead."""
     people = demo.plan_people(400, 3, "train")
-    light = [p for p in people if demo._luma(demo._hair_colour(p)) >= 170]
+    light = [p for p in people if demo_person._luma(demo_person._hair_colour(p)) >= 170]
     assert len(light) >= 10  # the 60+ group is there, with white hair
     for p in light:
         for wall in p.bg:
-            assert demo._luma(demo._hair_colour(p)) - demo._luma(wall) >= demo.HAIR_BG_GAP - 1e-6
+            assert demo_person._luma(demo_person._hair_colour(p)) - demo_person._luma(wall) >= demo.HAIR_BG_GAP - 1e-6

@@ -1,0 +1,189 @@
+"""Writing the dataset: image files, the AppleDouble traps, the CSVs and ``make_demo``."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from core.demo.effects import render_photos
+from core.demo.person import Person, _person_rng, plan_people
+from core.demo.population import MAX_PEOPLE, RACE, STEMS
+from core.errors import UserError
+from core.labels import STEM_TO_MASK, age_group, encode
+
+JPEG_QUALITY = 90
+MARKER = ".masklab_demo.json"
+
+
+class DemoError(UserError, ValueError):
+    """A bad argument to make_demo (a ValueError the CLI prints as one line)."""
+
+
+def encode_image(rgb: np.ndarray, ext: str) -> bytes:
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if ext == ".png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    else:
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:  # pragma: no cover - OpenCV always encodes these
+        raise RuntimeError(f"could not encode a {ext} image")
+    return buf.tobytes()
+
+
+def appledouble_bytes(rng) -> bytes:
+    """A macOS '._' resource-fork file: AppleDouble magic, a header, then junk. Not an image."""
+    header = bytes.fromhex("00051607" "00020000") + b"Mac OS X        " + bytes.fromhex("0002")
+    body = rng.integers(0, 256, size=4096 - len(header), dtype=np.uint8).tobytes()
+    return header + body
+
+
+def eval_image_id(seed: int, index: int, stem: str) -> str:
+    return hashlib.sha1(f"masklab-demo:{seed}:{index}:{stem}".encode()).hexdigest() + ".jpg"
+
+
+# Below this many people a worker pool costs more to start than it saves.
+MIN_PEOPLE_FOR_PROCESSES = 40
+
+
+def _write_person(job: tuple[Person, int, Path]) -> list[tuple[str, int]]:
+    """Draw and write one person's photos; returns eval (ImageID, class) rows (none for train)."""
+    p, seed, root = job
+    rng = _person_rng(seed, p.split, p.index, stream=1)  # make_person used stream 0
+    photos = render_photos(p, rng)
+    rows = []
+    if p.split == "train":
+        folder = root / "train" / "images" / p.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        for stem, img in photos.items():
+            (folder / f"{stem}{p.ext}").write_bytes(encode_image(img, p.ext))
+        if p.appledouble:
+            for stem in rng.choice(STEMS, size=int(rng.integers(1, 4)), replace=False):
+                (folder / f"._{stem}{p.ext}").write_bytes(appledouble_bytes(rng))
+    else:
+        for stem, img in photos.items():
+            image_id = eval_image_id(seed, p.index, stem)
+            (root / "eval" / "images" / image_id).write_bytes(encode_image(img, ".jpg"))
+            rows.append((image_id, encode(STEM_TO_MASK[stem], p.gender_code, age_group(p.age))))
+    return rows
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise DemoError(f"{name} must be a whole number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        rule = f">= {low}" if high is None else f"between {low} and {high}"
+        raise DemoError(f"{name} must be {rule}, got {value}")
+    return int(value)
+
+
+def _prepare_out(out: Path) -> None:
+    """Create `out`, or clear a previous demo in it; never touch anything else."""
+    if out.exists() and not out.is_dir():
+        raise DemoError(f"demo output {out} exists and is not a folder; choose another path")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise DemoError(f"demo output {out} is a non-empty folder that is not a previous demo; "
+                            "choose an empty or new folder (a demo folder can be regenerated)")
+        for sub in ("train", "eval"):
+            if (out / sub).is_dir():
+                shutil.rmtree(out / sub)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _draw_all(jobs: list, workers: int, progress: Callable[[int, int], None] | None,
+              total: int) -> list[tuple[str, int]]:
+    """Draw and write every person in submission order; returns the eval rows in that order."""
+    done = 0
+    eval_rows: list[tuple[str, int]] = []
+    if workers == 1 or len(jobs) < MIN_PEOPLE_FOR_PROCESSES:
+        results = map(_write_person, jobs)
+        pool = None
+    else:
+        # spawn, not fork: forking a threaded process (Streamlit) can copy a held lock into
+        # the child. imap keeps the submission order, so nothing depends on process timing.
+        pool = get_context("spawn").Pool(workers)
+        results = pool.imap(_write_person, jobs, chunksize=2)
+    try:
+        for rows in results:
+            eval_rows.extend(rows)
+            done += 7
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if pool is not None:
+            # Like `with Pool()`: idle workers go; after an error, or a progress callback that
+            # raised to stop, nobody draws on.
+            pool.terminate()
+            pool.join()
+    return eval_rows
+
+
+def _write_train_csv(path: Path, train: list[Person]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "gender", "race", "age", "path"])
+        for p in train:
+            w.writerow([f"{p.index + 1:06d}", p.gender, RACE, p.age, p.folder])
+
+
+def _write_eval_csvs(folder: Path, eval_rows: list[tuple[str, int]], seed: int) -> None:
+    """info.csv (answers 0) and gt.csv (true classes), rows shuffled so persons are not grouped."""
+    order = np.random.default_rng(np.random.SeedSequence([seed, 3])).permutation(len(eval_rows))
+    eval_rows = [eval_rows[i] for i in order]
+    for name, with_answers in (("info.csv", False), ("gt.csv", True)):
+        with open(folder / name, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["ImageID", "ans"])
+            for image_id, label in eval_rows:
+                w.writerow([image_id, label if with_answers else 0])
+
+
+def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: int | None = None,
+              progress: Callable[[int, int], None] | None = None, workers: int = 2) -> dict:
+    """Write a synthetic dataset in the competition's layout to `out` and summarise it.
+
+    people: training people (7 photos each); eval_people: distinct evaluation people
+    (default round(0.3 * people)); seed: same seed and arguments -> byte-identical files;
+    progress(done, total): called with image counts as people are written; workers: drawing
+    processes (the files do not depend on it; small demos are drawn in this process).
+
+    The workers are spawned, so a script that calls this at import time needs the usual
+    ``if __name__ == "__main__":`` guard (``python -m core demo`` and Streamlit are fine).
+    """
+    people = _check_int("people", people, 1, MAX_PEOPLE)
+    seed = _check_int("seed", seed, 0)
+    if eval_people is None:
+        eval_people = int(round(people * 0.3))
+    eval_people = _check_int("eval_people", eval_people, 0, MAX_PEOPLE)
+    workers = _check_int("workers", workers, 1, 64)
+    out = Path(out)
+    _prepare_out(out)
+    (out / MARKER).write_text(json.dumps(
+        {"generator": "core.demo.make_demo", "seed": seed, "people": people,
+         "eval_people": eval_people}, indent=1) + "\n")
+    (out / "train" / "images").mkdir(parents=True)
+    (out / "eval" / "images").mkdir(parents=True)
+
+    train = plan_people(people, seed, "train")
+    evals = plan_people(eval_people, seed, "eval")
+    jobs = [(p, seed, out) for p in train + evals]
+    eval_rows = _draw_all(jobs, workers, progress, total=7 * (people + eval_people))
+    _write_train_csv(out / "train" / "train.csv", train)
+    _write_eval_csvs(out / "eval", eval_rows, seed)
+    return {
+        "out": str(out),
+        "seed": seed,
+        "people": people,
+        "eval_people": eval_people,
+        "train_images": 7 * people,
+        "eval_images": 7 * eval_people,
+        "appledouble_files": sum(1 for _ in (out / "train" / "images").glob("*/._*")),
+    }
