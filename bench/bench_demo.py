@@ -2,6 +2,7 @@
 
     python bench/bench_demo.py                     # default size: 270 + 81 people, 2,457 images
     python bench/bench_demo.py --people 2700       # full scale (about 24,600 images)
+    python bench/bench_demo.py --workers 1         # one process, to see what the pool buys
 
 Target: the default size in under 30 s on a 2-core machine.
 """
@@ -24,11 +25,12 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=270)
     ap.add_argument("--eval-people", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=2, help="drawing threads")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="drawing processes (default: make_demo's, every available core)")
     ap.add_argument("--keep", action="store_true", help="keep the generated folder and print its path")
     args = ap.parse_args()
 
-    from core.demo import make_demo
+    from core.demo import available_cores, make_demo
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-demo-"))
     try:
@@ -39,7 +41,7 @@ def main() -> None:
         images = summary["train_images"] + summary["eval_images"]
         size = sum(f.stat().st_size for f in (tmp / "demo").rglob("*") if f.is_file())
         print(f"people: {summary['people']} train + {summary['eval_people']} eval  images: {images}  "
-              f"cores: {os.cpu_count()}  workers: {args.workers}")
+              f"cores: {available_cores()} of {os.cpu_count()}  processes: {summary['processes']}")
         print(f"make_demo: {seconds:.1f} s ({1000 * seconds / images:.2f} ms/image, "
               f"{size / 2**20:.0f} MiB written)")
         if args.keep:

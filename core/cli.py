@@ -64,7 +64,7 @@ def cmd_demo(args) -> int:
 
     try:
         summary = make_demo(args.out, people=args.people, seed=args.seed, eval_people=args.eval_people,
-                            progress=_progress_bar("demo"))
+                            progress=_progress_bar("demo"), workers=args.workers)
     except ValueError as exc:  # the generator's own argument checks
         raise UserError(str(exc)) from None
     print(f"wrote demo dataset to {Path(args.out).resolve()}: "
@@ -216,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="write the synthetic demo dataset (competition layout)")
     d.add_argument("--out", required=True, help="folder to write train/ and eval/ into")
     d.add_argument("--people", type=int, default=270, help="train persons (270 = a tenth of the real data)")
-    d.add_argument("--eval-people", type=int, default=None, help="eval persons (default 2/3 of --people, the real 2,700:1,800 ratio)")
+    d.add_argument("--eval-people", type=int, default=None, help="eval persons (default 30%% of --people)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--workers", type=int, default=None, help="drawing processes (default: every available core)")
     d.set_defaults(func=cmd_demo)
 
     i = sub.add_parser("info", help="detect the layout, count images/persons/classes, list problems")

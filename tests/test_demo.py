@@ -206,11 +206,25 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path, monkeypatch):
     b = demo.make_demo(tmp_path / "b", people=5, seed=11, eval_people=2, workers=2)
     c = demo.make_demo(tmp_path / "c", people=5, seed=12, eval_people=2, workers=1)
     ha, hb, hc = (tree_hashes(Path(s["out"])) for s in (a, b, c))
+    assert (a["processes"], b["processes"]) == (1, 2)
     assert ha == hb  # in this process or in two workers: the same bytes
     assert len(ha) >= 7 * 7 + 3
     images = [{h for k, h in t.items() if k.endswith((".jpg", ".jpeg", ".png")) and "/._" not in k}
               for t in (ha, hc)]
     assert len(images[0]) == 7 * 7 and not images[0] & images[1]
+
+
+def test_default_workers_are_every_available_core(monkeypatch):
+    monkeypatch.setattr(demo_writing.os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert demo.available_cores() == 3
+    big = demo_writing.MIN_PEOPLE_FOR_PROCESSES
+    assert demo_writing.drawing_processes(None, big) == 3
+    assert demo_writing.drawing_processes(8, big) == 8
+    assert demo_writing.drawing_processes(10 * big, big) == big  # never more processes than people
+    assert demo_writing.drawing_processes(None, big - 1) == 1  # small demos stay in this process
+    monkeypatch.delattr(demo_writing.os, "sched_getaffinity", raising=False)  # e.g. macOS
+    monkeypatch.setattr(demo_writing.os, "cpu_count", lambda: 6)
+    assert demo.available_cores() == 6
 
 
 def test_regenerating_a_demo_folder_replaces_it(tmp_path):
@@ -233,6 +247,7 @@ def test_regenerating_a_demo_folder_replaces_it(tmp_path):
     ({"people": True}, "people"),
     ({"people": 3, "eval_people": -1}, "eval_people"),
     ({"people": 3, "seed": -1}, "seed"),
+    ({"people": 3, "workers": 0}, "workers"),
 ])
 def test_bad_arguments_raise_value_error(tmp_path, kwargs, word):
     with pytest.raises(ValueError, match=word):

@@ -39,11 +39,11 @@ from core.demo.person import (HAIR_BG_GAP, MASK_STYLES, Person, age_marks_streng
 from core.demo.population import STEMS, sample_population
 from core.demo.portrait import draw_person, landmarks
 from core.demo.primitives import HEIGHT, WIDTH
-from core.demo.writing import MARKER, DemoError, eval_image_id, make_demo
+from core.demo.writing import MARKER, DemoError, available_cores, eval_image_id, make_demo
 
 __all__ = [
-    "HAIR_BG_GAP", "HEIGHT", "MARKER", "MASK_STYLES", "STEMS", "WIDTH", "DemoError", "Person",
-    "age_marks_strength", "apply_lighting", "draw_person", "eval_image_id", "grey_hair_fraction",
-    "landmarks", "make_demo", "make_person", "photo_jitter", "plan_people", "render_photos",
-    "sample_population",
+    "HAIR_BG_GAP", "HEIGHT", "MARKER", "MASK_STYLES", "STEMS", "WIDTH",
+    "DemoError", "Person", "age_marks_strength", "apply_lighting", "available_cores", "draw_person",
+    "eval_image_id", "grey_hair_fraction", "landmarks", "make_demo", "make_person", "photo_jitter",
+    "plan_people", "render_photos", "sample_population",
 ]

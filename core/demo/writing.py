@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 from multiprocessing import get_context
 from pathlib import Path
@@ -53,6 +54,22 @@ def eval_image_id(seed: int, index: int, stem: str) -> str:
 MIN_PEOPLE_FOR_PROCESSES = 40
 
 
+def available_cores() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under taskset or a CPU quota'd
+    container), falling back to the machine's count where the OS cannot say."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def drawing_processes(workers: int | None, people: int) -> int:
+    """Processes that draw: 1 (this one) for small demos, else `workers` (default: every
+    available core), never more than there are people to draw."""
+    if workers == 1 or people < MIN_PEOPLE_FOR_PROCESSES:
+        return 1
+    return min(workers or available_cores(), people)
+
+
 def _write_person(job: tuple[Person, int, Path]) -> list[tuple[str, int]]:
     """Draw and write one person's photos; returns eval (ImageID, class) rows (none for train)."""
     p, seed, root = job
@@ -98,18 +115,18 @@ def _prepare_out(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _draw_all(jobs: list, workers: int, progress: Callable[[int, int], None] | None,
+def _draw_all(jobs: list, processes: int, progress: Callable[[int, int], None] | None,
               total: int) -> list[tuple[str, int]]:
     """Draw and write every person in submission order; returns the eval rows in that order."""
     done = 0
     eval_rows: list[tuple[str, int]] = []
-    if workers == 1 or len(jobs) < MIN_PEOPLE_FOR_PROCESSES:
+    if processes == 1:
         results = map(_write_person, jobs)
         pool = None
     else:
         # spawn, not fork: forking a threaded process (Streamlit) can copy a held lock into
         # the child. imap keeps the submission order, so nothing depends on process timing.
-        pool = get_context("spawn").Pool(workers)
+        pool = get_context("spawn").Pool(processes)
         results = pool.imap(_write_person, jobs, chunksize=2)
     try:
         for rows in results:
@@ -147,13 +164,15 @@ def _write_eval_csvs(folder: Path, eval_rows: list[tuple[str, int]], seed: int) 
 
 
 def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: int | None = None,
-              progress: Callable[[int, int], None] | None = None, workers: int = 2) -> dict:
+              progress: Callable[[int, int], None] | None = None,
+              workers: int | None = None) -> dict:
     """Write a synthetic dataset in the competition's layout to `out` and summarise it.
 
     people: training people (7 photos each); eval_people: distinct evaluation people
     (default round(0.3 * people)); seed: same seed and arguments -> byte-identical files;
     progress(done, total): called with image counts as people are written; workers: drawing
-    processes (the files do not depend on it; small demos are drawn in this process).
+    processes (default: every available core; the files do not depend on it; small demos
+    are drawn in this process).
 
     The workers are spawned, so a script that calls this at import time needs the usual
     ``if __name__ == "__main__":`` guard (``python -m core demo`` and Streamlit are fine).
@@ -163,7 +182,8 @@ def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: in
     if eval_people is None:
         eval_people = int(round(people * 0.3))
     eval_people = _check_int("eval_people", eval_people, 0, MAX_PEOPLE)
-    workers = _check_int("workers", workers, 1, 64)
+    if workers is not None:
+        workers = _check_int("workers", workers, 1)
     out = Path(out)
     _prepare_out(out)
     (out / MARKER).write_text(json.dumps(
@@ -175,7 +195,8 @@ def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: in
     train = plan_people(people, seed, "train")
     evals = plan_people(eval_people, seed, "eval")
     jobs = [(p, seed, out) for p in train + evals]
-    eval_rows = _draw_all(jobs, workers, progress, total=7 * (people + eval_people))
+    processes = drawing_processes(workers, len(jobs))
+    eval_rows = _draw_all(jobs, processes, progress, total=7 * (people + eval_people))
     _write_train_csv(out / "train" / "train.csv", train)
     _write_eval_csvs(out / "eval", eval_rows, seed)
     return {
@@ -186,4 +207,5 @@ def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: in
         "train_images": 7 * people,
         "eval_images": 7 * eval_people,
         "appledouble_files": sum(1 for _ in (out / "train" / "images").glob("*/._*")),
+        "processes": processes,
     }
