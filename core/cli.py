@@ -64,12 +64,18 @@ def cmd_demo(args) -> int:
 
     try:
         summary = make_demo(args.out, people=args.people, seed=args.seed, eval_people=args.eval_people,
-                            progress=_progress_bar("demo"), workers=args.workers)
+                            progress=_progress_bar("demo"), workers=args.workers,
+                            label_noise=args.label_noise)
     except ValueError as exc:  # the generator's own argument checks
         raise UserError(str(exc)) from None
     print(f"wrote demo dataset to {Path(args.out).resolve()}: "
           f"{summary['train_images']} train images, {summary['eval_images']} eval images")
     print(f"  train: {Path(args.out) / 'train'}\n  eval:  {Path(args.out) / 'eval'}")
+    planted = summary["label_noise"]
+    if summary["label_noise_file"]:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in planted.items() if n)
+        print(f"  planted label errors: {sum(planted.values())} of {summary['people']} train persons ({kinds}); "
+              f"truth: {summary['label_noise_file']}, corrections: {summary['label_noise_corrections']}")
     return 0
 
 
@@ -219,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--eval-people", type=int, default=None, help="eval persons (default 30%% of --people)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--workers", type=int, default=None, help="drawing processes (default: every available core)")
+    d.add_argument("--label-noise", type=float, default=0.0, metavar="RATE",
+                   help="share of train persons (0 to 0.5) given a wrong label on purpose: swapped normal/"
+                        "incorrect_mask photos, wrong gender or age group; the truth goes to "
+                        "OUT/label_noise.csv and OUT/label_noise_corrections.csv (a --corrections file)")
     d.set_defaults(func=cmd_demo)
 
     i = sub.add_parser("info", help="detect the layout, count images/persons/classes, list problems")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -248,6 +250,11 @@ def test_regenerating_a_demo_folder_replaces_it(tmp_path):
     ({"people": 3, "eval_people": -1}, "eval_people"),
     ({"people": 3, "seed": -1}, "seed"),
     ({"people": 3, "workers": 0}, "workers"),
+    ({"people": 3, "label_noise": -0.1}, "label_noise"),
+    ({"people": 3, "label_noise": 0.51}, "label_noise"),
+    ({"people": 3, "label_noise": float("nan")}, "label_noise"),
+    ({"people": 3, "label_noise": True}, "label_noise"),
+    ({"people": 3, "label_noise": "0.1"}, "label_noise"),
 ])
 def test_bad_arguments_raise_value_error(tmp_path, kwargs, word):
     with pytest.raises(ValueError, match=word):
@@ -354,3 +361,16 @@ def test_light_hair_always_stands_out_from_the_wall():
     for p in light:
         for wall in p.bg:
             assert demo_person._luma(demo_person._hair_colour(p)) - demo_person._luma(wall) >= demo.HAIR_BG_GAP - 1e-6
+
+
+def test_demo_package_never_imports_streamlit():
+    """tests/test_cli.py checks core/*.py; the demo is a package, so its modules are checked here."""
+    code = ("import importlib, pkgutil, sys, core.demo as d; "
+            "names = [m.name for m in pkgutil.iter_modules(d.__path__)]; "
+            "[importlib.import_module(f'core.demo.{n}') for n in names]; "
+            "print(len(names), 'streamlit' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    count, imported = done.stdout.split()
+    assert int(count) >= 8 and imported == "False"

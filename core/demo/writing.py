@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import shutil
 from multiprocessing import get_context
@@ -14,6 +15,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from core.demo import noise
 from core.demo.effects import render_photos
 from core.demo.person import Person, _person_rng, plan_people
 from core.demo.population import MAX_PEOPLE, RACE, STEMS
@@ -112,6 +114,8 @@ def _prepare_out(out: Path) -> None:
         for sub in ("train", "eval"):
             if (out / sub).is_dir():
                 shutil.rmtree(out / sub)
+        for name in (noise.TRUTH_FILE, noise.CORRECTIONS_FILE):
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -163,16 +167,36 @@ def _write_eval_csvs(folder: Path, eval_rows: list[tuple[str, int]], seed: int) 
                 w.writerow([image_id, label if with_answers else 0])
 
 
+def _check_rate(value) -> float:
+    """The label-noise share: a number in [0, MAX_LABEL_NOISE]."""
+    high = noise.MAX_LABEL_NOISE
+    rule = f"label_noise must be a number between 0 and {high} (the share of training persons given a wrong label)"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DemoError(f"{rule}, got {value!r}")
+    if not (math.isfinite(value) and 0 <= value <= high):
+        raise DemoError(f"{rule}, got {value}")
+    return float(value)
+
+
+def _write_marker(out: Path, seed: int, people: int, eval_people: int, label_noise: float) -> None:
+    """The file that marks `out` as a demo folder (so it may be regenerated) and its arguments."""
+    args = {"generator": "core.demo.make_demo", "seed": seed, "people": people, "eval_people": eval_people}
+    if label_noise > 0:  # absent at 0, so the marker, like every file, is unchanged by the option
+        args["label_noise"] = label_noise
+    (out / MARKER).write_text(json.dumps(args, indent=1) + "\n")
+
+
 def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: int | None = None,
-              progress: Callable[[int, int], None] | None = None,
-              workers: int | None = None) -> dict:
+              progress: Callable[[int, int], None] | None = None, workers: int | None = None,
+              label_noise: float = 0.0) -> dict:
     """Write a synthetic dataset in the competition's layout to `out` and summarise it.
 
     people: training people (7 photos each); eval_people: distinct evaluation people
     (default round(0.3 * people)); seed: same seed and arguments -> byte-identical files;
     progress(done, total): called with image counts as people are written; workers: drawing
     processes (default: every available core; the files do not depend on it; small demos
-    are drawn in this process).
+    are drawn in this process); label_noise: share of training persons whose labels are made
+    wrong on purpose, with the truth written beside train/ (see core.demo.noise).
 
     The workers are spawned, so a script that calls this at import time needs the usual
     ``if __name__ == "__main__":`` guard (``python -m core demo`` and Streamlit are fine).
@@ -184,21 +208,23 @@ def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: in
     eval_people = _check_int("eval_people", eval_people, 0, MAX_PEOPLE)
     if workers is not None:
         workers = _check_int("workers", workers, 1)
+    label_noise = _check_rate(label_noise)
     out = Path(out)
     _prepare_out(out)
-    (out / MARKER).write_text(json.dumps(
-        {"generator": "core.demo.make_demo", "seed": seed, "people": people,
-         "eval_people": eval_people}, indent=1) + "\n")
+    _write_marker(out, seed, people, eval_people, label_noise)
     (out / "train" / "images").mkdir(parents=True)
     (out / "eval" / "images").mkdir(parents=True)
 
     train = plan_people(people, seed, "train")
     evals = plan_people(eval_people, seed, "eval")
+    plants = noise.plan_label_noise(train, label_noise, seed)
     jobs = [(p, seed, out) for p in train + evals]
     processes = drawing_processes(workers, len(jobs))
     eval_rows = _draw_all(jobs, processes, progress, total=7 * (people + eval_people))
-    _write_train_csv(out / "train" / "train.csv", train)
+    noise.plant_on_disk(out / "train" / "images", plants)
+    _write_train_csv(out / "train" / "train.csv", noise.labelled(train, plants))
     _write_eval_csvs(out / "eval", eval_rows, seed)
+    truth = noise.write_truth(out, plants) if plants else (None, None)
     return {
         "out": str(out),
         "seed": seed,
@@ -208,4 +234,7 @@ def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: in
         "eval_images": 7 * eval_people,
         "appledouble_files": sum(1 for _ in (out / "train" / "images").glob("*/._*")),
         "processes": processes,
+        "label_noise": {kind: sum(p.kind == kind for p in plants) for kind in noise.KINDS},
+        "label_noise_file": str(truth[0]) if truth[0] else None,
+        "label_noise_corrections": str(truth[1]) if truth[1] else None,
     }
