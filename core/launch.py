@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core.errors import UserError
+from core.fileio import atomic_write
 from core.recipe import Recipe
 from core.runs import read_status, request_stop
 
@@ -181,9 +182,7 @@ def _locked(out: Path) -> Iterator[None]:
 # ----------------------------------------------------------------------------- records
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # sessions are threads
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2) + "\n")  # unique temporary: sessions are threads
 
 
 def current(out: str | Path) -> Launch | None:

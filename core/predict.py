@@ -23,6 +23,7 @@ from core.augment import normalize, to_float
 from core.cache import build_cache
 from core.dataset import EVAL_CSV_COLUMNS, check_image, detect_layout, scan
 from core.errors import DatasetError, UserError
+from core.fileio import atomic_path
 from core.labels import CLASS_NAMES, IMAGE_EXTENSIONS
 from core.metrics import accuracy, macro_f1, per_class_report
 from core.models import new_model
@@ -152,7 +153,8 @@ def predict(run_dir: str | Path, data_dir: str | Path, out_csv: str | Path, devi
         table = _submission(data, df, pred, _fallback_class(run, class_names), problems, log)
     else:
         table = pd.DataFrame({"path": df["path"], "pred": pred, "pred_name": [class_names[p] for p in pred]})
-    table.to_csv(out, index=False)
+    with atomic_path(out) as tmp:  # a stopped or failed run never leaves half a submission
+        table.to_csv(tmp, index=False)
     return out
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RecipeError
+from core.fileio import atomic_write
 
 
 def _rng(lo: float, hi: float, **kw) -> dict:
@@ -107,9 +108,7 @@ class Recipe:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(self.to_json() + "\n")
-        return path
+        return atomic_write(path, self.to_json() + "\n")  # the app and the CLI may save at once
 
     @classmethod
     def load(cls, path: str | Path) -> "Recipe":

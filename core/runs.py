@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from core.errors import CheckpointError, UserError
+from core.fileio import atomic_path, atomic_write
 
 FORMAT = 1  # checkpoint format version, stored under the marker key "masklab"
 MARKER = "masklab"
@@ -50,13 +51,11 @@ def new_run_dir(out: str | Path, model: str) -> Path:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(path, text.encode())
+    atomic_write(path, text)
 
 
 class RunWriter:
@@ -75,10 +74,8 @@ class RunWriter:
 
     def write_csv(self, name: str, table: pd.DataFrame, index: bool = False) -> None:
         if self.enabled:
-            path = self.dir / name
-            tmp = path.with_name(f".{path.name}.tmp")
-            table.to_csv(tmp, index=index)
-            os.replace(tmp, path)
+            with atomic_path(self.dir / name) as tmp:
+                table.to_csv(tmp, index=index)
 
     def log(self, message: str) -> None:
         if self.enabled:
@@ -112,9 +109,8 @@ class RunWriter:
         path = self.dir / relpath
         if self.enabled:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            torch.save({MARKER: FORMAT, **checkpoint}, tmp)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                torch.save({MARKER: FORMAT, **checkpoint}, tmp)
         return path
 
 
