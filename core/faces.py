@@ -8,7 +8,9 @@ so detection rates are reported per mask state.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import threading
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable
@@ -17,6 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from core.fileio import atomic_path, locked, remove_unlocked_temporaries
 from core.paths import cache_dir
 
 FACE_COLUMNS = ["path", "x", "y", "w", "h"]
@@ -39,27 +42,56 @@ MIN_FACE_FRACTION = 5
 # the half-hidden masked faces and fewer images pay for the finer pass.
 NEIGHBORS = {4: 4, 2: 5}
 
-_detector = None
+PARALLEL_MIN = 64  # below this many images, worker start-up costs more than it saves
+CHUNK = 32  # images per worker task
+
+# One cascade per thread: app sessions are threads of one process, and a classifier is not
+# documented as safe to share between threads that detect at the same time.
+_local = threading.local()
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's share), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity API (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def pool_size(n: int, workers: int | None, parallel_min: int, chunk: int) -> int:
+    """Processes for ``n`` items in tasks of ``chunk``: ``workers`` when given, else every usable
+    core, but one (no pool) below ``parallel_min`` items, where starting workers costs more than
+    it saves, and never more than there are tasks."""
+    if workers:
+        return workers
+    if n < parallel_min:
+        return 1
+    return max(1, min(usable_cores(), math.ceil(n / chunk)))
+
+
+def _cascade() -> cv2.CascadeClassifier:
+    detector = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
+    if detector.empty():
+        raise RuntimeError(f"cannot load {CASCADE} from {cv2.data.haarcascades}")
+    return detector
 
 
 def _init_worker() -> None:
-    global _detector
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
-    _detector = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
-    if _detector.empty():
-        raise RuntimeError(f"cannot load {CASCADE} from {cv2.data.haarcascades}")
+    _local.detector = _cascade()
 
 
 def detect_one(path: str) -> tuple[float, float, float, float]:
     """The largest face in one image as (x, y, w, h) pixels, or NaNs where none was found."""
-    if _detector is None:
-        _init_worker()
+    detector = getattr(_local, "detector", None)
+    if detector is None:
+        detector = _local.detector = _cascade()
     for flag, scale in PASSES:
         gray = cv2.imread(path, flag)
         if gray is None:
             return (np.nan,) * 4
         smallest = max(WINDOW, min(gray.shape) // MIN_FACE_FRACTION) if scale == 2 else QUARTER_MIN_FACE
-        boxes = _detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=NEIGHBORS[scale],
+        boxes = detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=NEIGHBORS[scale],
                                            minSize=(smallest, smallest))
         if len(boxes):
             x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
@@ -69,11 +101,11 @@ def detect_one(path: str) -> tuple[float, float, float, float]:
 
 def detect_faces(paths: Iterable[str], progress: Callable[[int, int], None] | None = None,
                  workers: int | None = None) -> pd.DataFrame:
-    """Run the cascade over ``paths`` in ``workers`` processes (default: one per core)."""
+    """Run the cascade over ``paths`` in ``workers`` processes (default: every usable core)."""
     paths = [str(p) for p in paths]
-    workers = workers or os.cpu_count() or 1
+    workers = pool_size(len(paths), workers, PARALLEL_MIN, CHUNK)
     results = []
-    if workers == 1 or len(paths) < 64:
+    if workers == 1:
         for i, p in enumerate(paths):
             results.append(detect_one(p))
             if progress and (i % 16 == 0 or i == len(paths) - 1):
@@ -82,7 +114,7 @@ def detect_faces(paths: Iterable[str], progress: Callable[[int, int], None] | No
         # spawn, not fork: forking a threaded process (Streamlit, AppTest) can copy a held
         # lock into the child and deadlock it.
         with get_context("spawn").Pool(workers, _init_worker) as pool:
-            for i, box in enumerate(pool.imap(detect_one, paths, chunksize=32)):
+            for i, box in enumerate(pool.imap(detect_one, paths, chunksize=CHUNK)):
                 results.append(box)
                 if progress and (i % 32 == 0 or i == len(paths) - 1):
                     progress(i + 1, len(paths))
@@ -117,25 +149,46 @@ def is_cached(paths: Iterable[str]) -> bool:
 
 def cached_faces(paths: Iterable[str], progress: Callable[[int, int], None] | None = None,
                  workers: int | None = None) -> pd.DataFrame:
-    """Face table for these images, computed once and then read from the on-disk cache."""
+    """Face table for these images, computed once and then read from the on-disk cache.
+
+    Sessions and processes asking for the same table at once compute it once: the others
+    wait for the first and read its file.
+    """
     paths = [str(p) for p in paths]
     cache = _cache_file(paths)
-    if cache.is_file():
+    table = _read_table(cache)
+    if table is None:
+        with locked(cache):
+            table = _read_table(cache)
+            if table is None:
+                remove_unlocked_temporaries(cache.parent, own=cache)  # leftovers of killed scans
+                table = detect_faces(paths, progress, workers)
+                with atomic_path(cache) as tmp:
+                    table.to_csv(tmp, index=False)
+                return table
+    if progress:
+        progress(len(table), len(table))
+    return table
+
+
+def _read_table(cache: Path) -> pd.DataFrame | None:
+    """The cached table (its file touched, so the cache cap evicts it last), or None."""
+    try:
         table = pd.read_csv(cache, dtype={"path": str})
-        if progress:
-            progress(len(table), len(table))
-        return table
-    table = detect_faces(paths, progress, workers)
-    tmp = cache.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, cache)
+    except FileNotFoundError:  # not computed yet, or just evicted
+        return None
+    try:
+        os.utime(cache)
+    except OSError:  # read-only or already evicted: the table in hand is still good
+        pass
     return table
 
 
 def write_faces_csv(table: pd.DataFrame, out: str | Path) -> Path:
     """The CLI's faces.csv: path,x,y,w,h with whole pixels and empty fields where no face."""
     out = Path(out)
-    table.round(0).astype({c: "Int64" for c in ["x", "y", "w", "h"]}).to_csv(out, index=False)
+    with atomic_path(out) as tmp:
+        table.round(0).astype({c: "Int64" for c in ["x", "y", "w", "h"]}).to_csv(tmp, index=False)
     return out
 
 

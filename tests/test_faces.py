@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from core import faces
 from core.dataset import scan
+from core.fileio import locked
+from helpers_train import make_train
 
 
 def test_suggested_crop_is_mean_box_grown_by_k_std():
@@ -53,3 +58,53 @@ def test_detects_demo_faces_and_caches_on_disk(demo_root):
     finally:
         faces.detect_faces = original
     pd.testing.assert_frame_equal(again, table, check_dtype=False)
+
+
+# ----------------------------------------------------------------------------- many sessions
+
+@pytest.fixture(scope="module")
+def small_paths(tmp_path_factory) -> list[str]:
+    return list(scan(make_train(tmp_path_factory.mktemp("train"), people=12)).df["path"])  # 84 images
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MASKLAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_sessions_asking_for_one_face_table_at_once_scan_once(small_paths, own_cache, monkeypatch):
+    scans, real = [], faces.detect_faces
+    monkeypatch.setattr(faces, "detect_faces", lambda *a, **k: scans.append(1) or real(*a, **k))
+    start, tables, errors = threading.Barrier(3), [], []
+
+    def session() -> None:
+        start.wait()
+        try:
+            tables.append(faces.cached_faces(small_paths, workers=1))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(scans) == 1
+    for other in tables[1:]:
+        pd.testing.assert_frame_equal(other, tables[0], check_dtype=False)
+    assert [p.name for p in (own_cache / "faces").iterdir() if ".tmp" in p.name] == []
+
+
+def test_a_scan_stopped_mid_way_writes_nothing_and_the_next_one_finishes(small_paths, own_cache):
+    def progress(done: int, total: int) -> None:
+        raise KeyboardInterrupt  # the session went away
+
+    with pytest.raises(KeyboardInterrupt):
+        faces.cached_faces(small_paths, progress=progress, workers=1)
+    assert not faces.is_cached(small_paths)
+    assert [p.name for p in (own_cache / "faces").iterdir() if not p.name.endswith(".lock")] == []
+    with locked(faces._cache_file(small_paths), blocking=False) as free:
+        assert free
+    assert len(faces.cached_faces(small_paths, workers=1)) == len(small_paths)
+    assert faces.is_cached(small_paths)
