@@ -11,18 +11,36 @@ A plan never holds pixels. It lists, for every training sample, two parent rows 
 Training interpolates SMOTE rows at the model's input size from the preprocessed-image cache;
 only the neighbour search runs on small images (``smote_features``), never on full ones.
 The explorer's oversampling page calls the same functions.
+
+SMOTE runs through imbalanced-learn's public API only (``SMOTE.fit_resample`` with a
+``NearestNeighbors`` passed as ``k_neighbors``); each synthetic row's parents and step are then
+recovered from geometry (``_segments_of``), not by hooking imblearn's private methods.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from imblearn.over_sampling import SMOTE, RandomOverSampler
+from sklearn.base import clone
+from sklearn.metrics.pairwise import euclidean_distances
+from sklearn.neighbors import NearestNeighbors
+from sklearn.random_projection import GaussianRandomProjection
 
-METHODS = ("none", "random", "smote")
+from core.recipe import Sampling
+
+
+def _method_choices() -> tuple[str, ...]:
+    """The recipe's ``sampling.method`` choices: typed once, in core/recipe.py's field metadata."""
+    (method,) = [f for f in dataclasses.fields(Sampling) if f.name == "method"]
+    return tuple(method.metadata["choices"])
+
+
+METHODS = _method_choices()
 
 
 @dataclass
@@ -71,23 +89,6 @@ def smote_features(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-class RecordingSMOTE(SMOTE):
-    """imblearn's SMOTE that also records each synthetic row's two parents and its step.
-
-    ``parents_`` is a list of (class, rows, neighbours, steps) in generation order; ``rows``
-    and ``neighbours`` index the class's own rows, i.e. ``np.flatnonzero(y == class)``.
-    """
-
-    def _generate_samples(self, X, nn_data, nn_num, rows, cols, steps, y_type=None, y=None):
-        self.parents_.append((y_type, np.asarray(rows).copy(), np.asarray(nn_num[rows, cols]).copy(),
-                              np.asarray(steps).reshape(-1).copy()))
-        return super()._generate_samples(X, nn_data, nn_num, rows, cols, steps, y_type, y)
-
-    def _fit_resample(self, X, y):
-        self.parents_ = []
-        return super()._fit_resample(X, y)
-
-
 def _check_args(labels: np.ndarray, method: str, target: float, k_neighbors: int) -> None:
     if method not in METHODS:
         raise ValueError(f"oversampling method {method!r} is not allowed; allowed: {', '.join(METHODS)}")
@@ -128,25 +129,100 @@ def _smote_plan(labels: np.ndarray, features: np.ndarray, strategy: dict[int, in
         k = min(smotable.values()) - 1
         notes.append(f"k_neighbors={k_neighbors} needs at least {k_neighbors + 1} samples in every class "
                      f"SMOTE grows, but the smallest has {k + 1}; used k_neighbors={k}")
-    base = identity_plan(labels)
     extra: list[SamplePlan] = []
     if smotable:
-        sm = RecordingSMOTE(sampling_strategy={c: strategy[c] for c in smotable}, k_neighbors=k,
-                            random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sm.fit_resample(features, labels)
-        for y_type, rows, nbrs, steps in sm.parents_:
-            own = np.flatnonzero(labels == y_type)
-            a, b = own[rows].astype(np.int64), own[nbrs].astype(np.int64)
-            extra.append(SamplePlan(a, b, steps.astype(np.float64), np.full(len(a), y_type, labels.dtype)))
+        extra.append(_smote_rows(labels, features, {c: strategy[c] for c in smotable}, k, seed))
     if singles:
         dup = _random_plan(labels, {c: strategy[c] for c in singles}, seed)
         keep = np.arange(len(labels), len(dup))  # only the added duplicates
         extra.append(SamplePlan(dup.a[keep], dup.b[keep], dup.gap[keep], dup.labels[keep]))
-    plan = _concat([base, *extra])
+    plan = _concat([identity_plan(labels), *extra])
     plan.notes = notes
     return plan
+
+
+def _smote_rows(labels: np.ndarray, features: np.ndarray, strategy: dict[int, int], k: int,
+                seed: int) -> SamplePlan:
+    """imblearn SMOTE's synthetic rows, in its output order, each traced to its parents and step.
+
+    ``fit_resample`` returns the input rows unchanged, then the new ones. SMOTE makes a new row of
+    class c as ``x_a + step * (x_b - x_a)``: ``a`` a row of c, ``b`` one of a's ``k`` nearest
+    neighbours within c, ``step`` in [0, 1) (imblearn's user guide). Giving SMOTE the neighbour
+    search as an object (its documented ``k_neighbors`` form) lets us refit the very same search
+    per class and find, for each new row, the segment it lies on.
+    """
+    nn = NearestNeighbors(n_neighbors=k + 1)  # + 1: every row is its own nearest neighbour
+    sm = SMOTE(sampling_strategy=strategy, k_neighbors=nn, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        x_res, y_res = sm.fit_resample(features, labels)
+    n = len(labels)
+    if not (np.array_equal(x_res[:n], features) and np.array_equal(y_res[:n], labels)):
+        raise RuntimeError("imblearn's SMOTE no longer returns the input rows first; "
+                           "core.sampling._smote_rows must be updated for this imbalanced-learn version")
+    new_x, new_y = x_res[n:], np.asarray(y_res[n:], dtype=labels.dtype)
+    a, b, gap = np.empty(len(new_y), np.int64), np.empty(len(new_y), np.int64), np.empty(len(new_y))
+    for c in np.unique(new_y):
+        own, made = np.flatnonzero(labels == c), np.flatnonzero(new_y == c)
+        ia, ib, gap[made] = _segments_of(new_x[made], features[own], clone(nn))
+        a[made], b[made] = own[ia], own[ib]
+    return SamplePlan(a, b, gap, new_y)
+
+
+def _segments_of(points: np.ndarray, rows: np.ndarray, nn: NearestNeighbors,
+                 dims: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each point, the (a, b, step) with point == rows[a] + step * (rows[b] - rows[a]).
+
+    ``b`` ranges over a's neighbours as SMOTE sees them (``nn`` refit on ``rows``, self dropped).
+    The search runs in a ``dims``-dimensional random projection: a linear map keeps every point
+    on its segment, so the search stays exact for generic data at a fraction of the cost on
+    2,304 pixel features. Steps and the check that each rebuilt row equals its point use the
+    full features; rows the projection blurred are searched again in full.
+    """
+    nbrs = nn.fit(rows).kneighbors(rows, return_distance=False)[:, 1:]
+    x, p = rows.astype(np.float64), points.astype(np.float64)
+    tol = 1e-5 * max(1.0, float(np.abs(x).max()))  # SMOTE rows are rounded to the features' float32
+    if x.shape[1] > dims:
+        proj = GaussianRandomProjection(n_components=dims, random_state=0).fit(x)
+        a, b = _nearest_segments(proj.transform(p), proj.transform(x), nbrs)
+    else:
+        a, b = _nearest_segments(p, x, nbrs)
+    gap, off = _steps_and_offsets(p, x, a, b)
+    redo = np.flatnonzero(off > tol)
+    if len(redo) and x.shape[1] > dims:
+        a[redo], b[redo] = _nearest_segments(p[redo], x, nbrs)
+        gap[redo], off[redo] = _steps_and_offsets(p[redo], x, a[redo], b[redo])
+    if len(p) and off.max() > tol:
+        raise RuntimeError(f"a SMOTE row lies {off.max():.3g} off every neighbour segment (tolerance {tol:.3g}); "
+                           "imblearn's SMOTE no longer interpolates as core.sampling._segments_of expects")
+    return a, b, gap
+
+
+def _nearest_segments(p: np.ndarray, x: np.ndarray, nbrs: np.ndarray,
+                      chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """For each point, the pair (a, nbrs[a, j]) whose segment it lies on, or comes closest to.
+
+    A point lies on segment [x_a, x_b] exactly when |p - x_a| + |p - x_b| = |x_b - x_a|: the pair
+    with the smallest excess wins. One distance matrix per chunk of points scores every pair.
+    Where p sits (almost) on x_a several b fit, and any of them rebuilds p.
+    """
+    length = np.linalg.norm(x[nbrs] - x[:, None, :], axis=2)  # (rows, k)
+    a, b = np.empty(len(p), np.int64), np.empty(len(p), np.int64)
+    for lo in range(0, len(p), chunk):
+        d = euclidean_distances(p[lo:lo + chunk], x)
+        excess = (d[:, :, None] + d[:, nbrs] - length).reshape(len(d), -1)
+        best = np.argmin(excess, axis=1)
+        a[lo:lo + chunk], b[lo:lo + chunk] = best // nbrs.shape[1], nbrs.ravel()[best]
+    return a, b
+
+
+def _steps_and_offsets(p: np.ndarray, x: np.ndarray, a: np.ndarray,
+                       b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares step of each point along x[a] -> x[b] (in [0, 1]) and how far off it the point stays."""
+    seg, rel = x[b] - x[a], p - x[a]
+    sq = np.einsum("ij,ij->i", seg, seg)
+    gap = np.clip(np.einsum("ij,ij->i", rel, seg) / np.where(sq > 0, sq, 1.0), 0.0, 1.0)
+    return gap, np.abs(gap[:, None] * seg - rel).max(axis=1, initial=0.0)
 
 
 def _concat(plans: list[SamplePlan]) -> SamplePlan:
@@ -158,7 +234,7 @@ def oversample(labels: np.ndarray, method: str = "none", target: float = 1.0, k_
                features: np.ndarray | None = None, seed: int = 0) -> SamplePlan:
     """The sampling plan for one training split (never the validation split).
 
-    ``method``: none | random | smote. Every class is raised to at least
+    ``method``: one of ``METHODS`` (the recipe's choices). Every class is raised to at least
     ``round(target * largest class count)``. SMOTE needs ``features`` (one row per label,
     e.g. from :func:`smote_features`) to find neighbours.
     """
@@ -173,9 +249,13 @@ def oversample(labels: np.ndarray, method: str = "none", target: float = 1.0, k_
         return plan
     if method == "random":
         return _random_plan(labels, strategy, seed)
-    if features is None or len(features) != len(labels):
-        raise ValueError("SMOTE needs one feature row per label (see smote_features)")
-    return _smote_plan(labels, np.asarray(features, dtype=np.float32), strategy, k_neighbors, seed)
+    if method == "smote":
+        if features is None or len(features) != len(labels):
+            raise ValueError("SMOTE needs one feature row per label (see smote_features)")
+        return _smote_plan(labels, np.asarray(features, dtype=np.float32), strategy, k_neighbors, seed)
+    # A choice added to the recipe before a plan exists for it must fail loudly, not train unsampled.
+    raise ValueError(f"oversampling method {method!r} is a recipe choice that core.sampling cannot plan yet; "
+                     f"use one of none, random, smote")
 
 
 def materialize(plan: SamplePlan, x: np.ndarray) -> np.ndarray:
