@@ -353,16 +353,6 @@ def test_weights_file_must_fit_the_model(tmp_path):
     assert torch.equal(model.state_dict()["features.0.weight"], src["features.0.weight"])
 
 
-def test_imagenet_weights_come_only_from_the_local_hub_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    _, note = build_model("resnet18", 18, "auto")
-    assert "not found" in note and "from scratch" in note
-    (tmp_path / "checkpoints").mkdir()
-    torch.save(new_model("resnet18", 1000).state_dict(), tmp_path / "checkpoints" / "resnet18-f37072fd.pth")
-    model, note = build_model("resnet18", 18, "auto")
-    assert "loaded weights" in note and model.fc.out_features == 18
-
-
 def test_config_errors_name_the_option_value_and_choices():
     with pytest.raises(UserError, match=r"--optimizer 'rmsprop'.*sgd, adam, adamw"):
         validate_config(TrainConfig(data="x", optimizer="rmsprop"))
