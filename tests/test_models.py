@@ -216,13 +216,13 @@ def test_timm_imagenet_offline_fails_in_one_line_and_auto_trains_from_scratch(of
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 18)
 
 
-def _timm_state(tmp_path) -> dict:
+def _timm_state() -> dict:
     return pytest.importorskip("timm").create_model(TIMM_MODEL.removeprefix("timm/")).state_dict()
 
 
 def test_timm_weights_in_the_hugging_face_cache_load_without_the_network(offline, hf_cache, tmp_path):
     save_file = pytest.importorskip("safetensors.torch").save_file
-    saved = _timm_state(tmp_path)
+    saved = _timm_state()
     commit = hashlib.sha1(b"test").hexdigest()
     repo_dir = hf_cache / ("models--" + TIMM_REPO.replace("/", "--"))
     (repo_dir / "refs").mkdir(parents=True)
@@ -240,7 +240,7 @@ def test_timm_weights_in_the_hugging_face_cache_load_without_the_network(offline
 
 
 def test_timm_weights_file_loads_into_the_backbone(tmp_path):
-    saved = _timm_state(tmp_path)  # timm's own layout: no "backbone." prefix, a 1000-class classifier
+    saved = _timm_state()  # timm's own layout: no "backbone." prefix, a 1000-class classifier
     path = tmp_path / "efficientnet.pth"
     torch.save(saved, path)
     model, note = build_model(TIMM_MODEL, 18, str(path))
