@@ -2,7 +2,7 @@
 
 (a) ours: batches drawn from the preprocessed uint8 cache, augmented on the batch in torch,
     made in line on the CPU and one batch ahead on a thread on a GPU (BatchSource.stream,
-    exactly what core.train runs);
+    exactly what core.training runs);
 (b) the ceiling: the same model and optimiser fed random tensors already in memory;
 (c) the usual per-item pipeline: PIL open + torchvision transforms in ``__getitem__``,
     DataLoader with 2 worker processes.
@@ -35,7 +35,7 @@ from core.cache import build_cache  # noqa: E402
 from core.dataset import scan  # noqa: E402
 from core.models import new_model  # noqa: E402
 from core.recipe import Recipe  # noqa: E402
-from core.train import BatchSource, epoch_batches, train_steps  # noqa: E402
+from core.training import BatchSource, epoch_batches, train_steps  # noqa: E402
 
 
 class PerItem(Dataset):

@@ -136,7 +136,7 @@ RESUME_FLAGS = ("device", "workers")  # the only settings a resumed run may chan
 
 def _terminal_callbacks():
     """Train callbacks that draw progress on stderr (core itself never prints)."""
-    from core.train import Callbacks
+    from core.training import Callbacks
 
     class Terminal(Callbacks):
         def __init__(self):
@@ -163,7 +163,7 @@ def _terminal_callbacks():
 
 def cmd_train(args) -> int:
     from core.runs import read_status
-    from core.train import TrainConfig, train
+    from core.training import TrainConfig, train
 
     given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
     if args.resume:

@@ -93,7 +93,7 @@ class RunState:
 
 def train_argv(cfg, python: str = sys.executable) -> list[str]:
     """``python -m core train ...`` for a TrainConfig whose ``recipe`` is a file path."""
-    from core.train import TrainConfig
+    from core.training import TrainConfig
 
     if not isinstance(cfg.recipe, (str, Path)):
         raise ValueError("train_argv needs cfg.recipe as a file path; start() writes the recipe first")

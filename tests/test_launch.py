@@ -16,7 +16,7 @@ from core import launch
 from core.cli import build_parser
 from core.recipe import Recipe
 from core.runs import read_status
-from core.train import TrainConfig
+from core.training import TrainConfig
 from helpers_train import make_train
 
 RECIPE = Recipe().replace(input_size=(32, 48))

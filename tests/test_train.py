@@ -26,7 +26,7 @@ from core.errors import CheckpointError, UserError
 from core.models import build_model, new_model
 from core.recipe import Recipe, starter_recipe
 from core.runs import load_checkpoint, read_metrics, read_status, request_stop
-from core.train import (BatchSource, Callbacks, TrainConfig, epoch_batches, make_splits, prefetch, resolve_recipe,
+from core.training import (BatchSource, Callbacks, TrainConfig, epoch_batches, make_splits, prefetch, resolve_recipe,
                         train, train_steps, validate_config)
 from helpers_train import make_train, tiny_recipe
 
@@ -215,7 +215,7 @@ def test_killed_run_resumes_to_the_same_metrics(reference, data, recipe, tmp_pat
     script = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from core.train import Callbacks, TrainConfig, train
+        from core.training import Callbacks, TrainConfig, train
 
         class Kill(Callbacks):
             def on_batch_end(self, epoch, batch, n_batches, loss):

@@ -1,0 +1,151 @@
+"""``train()``: a TrainConfig in, a run directory out; stop handling and the files written first."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core import __version__
+from core.recipe import Recipe
+from core.runs import RunWriter, new_run_dir, stop_requested
+from core.training.callbacks import Callbacks, Stopped, emit
+from core.training.checkpoint import resume_points
+from core.training.config import (
+    TrainConfig,
+    cli_command,
+    config_dict,
+    resolve_device,
+    resolve_recipe,
+    resume_config,
+    validate_config,
+)
+from core.training.data import TrainData, load_images, make_splits, scan_labelled
+from core.training.trainer import Trainer
+
+# ----------------------------------------------------------------------------- entry point
+
+class _StopSwitch:
+    """Where a stop request (STOP file or SIGTERM) goes: before the trainer exists it aborts
+    image preparation at once; afterwards the trainer stops after its current batch."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.trainer: Trainer | None = None
+
+    def request(self, *_signal) -> None:
+        if self.trainer is None:
+            raise Stopped()
+        self.trainer.stop_flag = True
+
+    def check(self) -> None:
+        """Called while preparing images: honour the app's STOP file there too."""
+        if self.trainer is None and stop_requested(self.run_dir):
+            raise Stopped()
+
+
+@contextlib.contextmanager
+def _sigterm_to(switch: _StopSwitch):
+    """Route SIGTERM to ``switch`` for the whole run (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, switch.request)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _set_threads(device: torch.device, cfg: TrainConfig) -> None:
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                  else os.cpu_count() or 1))
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
+    """Train as ``config`` says; return the run directory (see core.runs for its files)."""
+    callbacks = list(callbacks)
+    if config.resume:
+        cfg = resume_config(config.resume, config.device, config.workers)
+    else:
+        cfg = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()) if config.data else "")
+    validate_config(cfg)
+    device = resolve_device(cfg.device)
+    ds, df = scan_labelled(cfg.data, cfg.corrections)
+    recipe = resolve_recipe(cfg.recipe, ds.layout)
+    splits = make_splits(df, cfg.folds, cfg.val_ratio, cfg.seed)
+    lasts = resume_points(Path(cfg.resume), cfg.folds) if cfg.resume else {}
+    run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg.out, cfg.model)
+    writer = RunWriter(run_dir)
+    switch = _StopSwitch(run_dir)
+    try:
+        with _sigterm_to(switch):
+            writer.status(state="running", message="preparing images", force=True, fold=0, epoch=0, epochs=cfg.epochs,
+                          batch=0, n_batches=0, eta_s=None, started=time.time())
+            if not cfg.resume:
+                _write_config(writer, cfg, recipe, ds, df, splits)
+            else:
+                writer.rewrite_metrics([r for fold in sorted(lasts) for r in lasts[fold]["state"]["history"]])
+                (run_dir / "STOP").unlink(missing_ok=True)
+            _set_threads(device, cfg)
+            log = lambda text: (writer.log(text), emit(callbacks, "on_message", text))  # noqa: E731
+            log(f"resuming {run_dir}" if cfg.resume else f"run {run_dir}: {len(df)} images, device {device}")
+            images = load_images(df, recipe, cfg.workers, log,
+                                 lambda d, t: (switch.check(), emit(callbacks, "on_cache_progress", d, t),
+                                               writer.status(message=f"preparing images {d}/{t}")))
+            switch.check()
+            data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names))
+            trainer = Trainer(cfg, recipe, data, writer, callbacks, device)
+            emit(callbacks, "on_train_start", {"run_dir": str(run_dir), "folds": len(splits), "epochs": cfg.epochs,
+                                    "train_images": [len(t) for t, _ in splits], "val_images": [len(v) for _, v in splits]})
+            switch.trainer = trainer
+            summary = trainer.run(splits, lasts)
+    except Stopped:
+        if any(run_dir.glob("**/last.pt")):
+            message = "stopped; continue with: python -m core train --resume " + shlex.quote(str(run_dir))
+        else:
+            message = "stopped before the first epoch ended; nothing to resume, start a new run"
+        writer.status(state="stopped", message=message, force=True)
+        writer.log("stopped on request")
+        emit(callbacks, "on_train_end", {"state": "stopped", "run_dir": str(run_dir)})
+        return run_dir
+    except KeyboardInterrupt:
+        writer.status(state="stopped", message="interrupted", force=True)
+        raise
+    except BaseException as exc:
+        writer.status(state="failed", message=f"{exc.__class__.__name__}: {exc}", force=True)
+        writer.log("failed:\n" + "".join(traceback.format_exception(exc)))
+        raise
+    writer.status(state="done", message=f"done: {summary['scope']} macro F1 {summary['macro_f1']:.4f}",
+                  eta_s=0, result=summary, force=True)
+    emit(callbacks, "on_train_end", {"state": "done", "run_dir": str(run_dir), **summary})
+    return run_dir
+
+
+def _write_config(writer: RunWriter, cfg: TrainConfig, recipe: Recipe, ds, df: pd.DataFrame, splits) -> None:
+    writer.write_json("recipe.json", recipe.to_dict())
+    counts = df.groupby("label").size()
+    dataset = {**ds.summary(), "labelled_images": int(len(df)),
+               "class_counts": {ds.class_names[int(k)]: int(v) for k, v in counts.items()},
+               "split": [{"train": int(len(t)), "val": int(len(v))} for t, v in splits]}
+    writer.write_json("config.json", {
+        "config": config_dict(cfg), "recipe": recipe.to_dict(), "dataset": dataset,
+        "class_names": list(ds.class_names), "num_classes": len(ds.class_names),
+        "command": cli_command(cfg, writer.dir / "recipe.json"), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "version": __version__, "torch": torch.__version__, "python": sys.version.split()[0]})

@@ -1,0 +1,309 @@
+"""The Trainer: runs the folds of one config into one run directory (one FoldRun per fold)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from core import __version__
+from core.losses import build_loss
+from core.metrics import classification_metrics, confusion_table, per_class_report
+from core.models import build_model
+from core.predict import predict_logits
+from core.recipe import Recipe
+from core.runs import RunWriter, fold_dirs, load_checkpoint, stop_requested
+from core.sampling import oversample, smote_features
+from core.training.batches import BatchSource, epoch_batches
+from core.training.callbacks import Callbacks, Stopped, emit
+from core.training.checkpoint import (
+    FoldState,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+from core.training.config import TrainConfig, config_dict, resolve_head
+from core.training.data import TrainData
+from core.training.optim import (
+    WeightEMA,
+    ema_decay,
+    make_optimizer,
+    make_scheduler,
+    train_steps,
+)
+
+
+@dataclass
+class FoldRun:
+    """Everything that trains one fold's model."""
+
+    fold: int
+    sub: str  # its folder in the run directory ("" for a single split)
+    model: nn.Module
+    ema: WeightEMA | None
+    optimizer: torch.optim.Optimizer
+    scheduler: object | None
+    per_step: bool  # the scheduler steps after each optimiser step (else after each epoch)
+    scaler: object | None  # GradScaler for float16 autocast on cuda
+    criterion: nn.Module
+    source: BatchSource
+    n_batches: int
+    state: FoldState
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights that are validated and saved as best.pt."""
+        return self.ema.model if self.ema else self.model
+
+    def after_step(self) -> None:
+        if self.per_step and self.scheduler is not None:
+            self.scheduler.step()
+        if self.ema:
+            self.ema.update(self.model)
+
+    def resume_state(self) -> dict:
+        """What last.pt needs to continue exactly where training is now."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "ema": self.ema.state_dict() if self.ema else None,
+                "state": dataclasses.asdict(self.state), "rng": rng_state()}
+
+    def restore(self, last: dict) -> None:
+        self.model.load_state_dict(last["model"])
+        self.optimizer.load_state_dict(last["optimizer"])
+        if self.scheduler is not None and last.get("scheduler"):
+            self.scheduler.load_state_dict(last["scheduler"])
+        if self.scaler is not None and last.get("scaler"):
+            self.scaler.load_state_dict(last["scaler"])
+        if self.ema and last.get("ema"):
+            self.ema.load_state_dict(last["ema"])
+        self.state = FoldState(**last["state"])
+        set_rng_state(last["rng"])
+
+
+class Trainer:
+    """Runs the folds of one config into one run directory."""
+
+    def __init__(self, cfg: TrainConfig, recipe: Recipe, data: TrainData, writer: RunWriter,
+                 callbacks: list[Callbacks], device: torch.device):
+        self.cfg, self.recipe, self.data, self.writer = cfg, recipe, data, writer
+        self.callbacks, self.device = callbacks, device
+        self.stop_flag = False
+        self.num_classes = len(data.class_names)
+        self.head = resolve_head(cfg.head, data.class_names)
+        self._t0 = time.monotonic()
+        self._done_batches = 0  # batches run by this process (for the ETA)
+        self._total_batches = 1  # batches this process will run, estimated
+        self.n_models = 1
+
+    # --- reporting ---------------------------------------------------------------------
+    def emit(self, event: str, *args) -> None:
+        emit(self.callbacks, event, *args)
+
+    def message(self, text: str) -> None:
+        self.writer.log(text)
+        self.emit("on_message", text)
+
+    def _eta(self) -> float:
+        if not self._done_batches:
+            return 0.0
+        per = (time.monotonic() - self._t0) / self._done_batches
+        return per * max(0, self._total_batches - self._done_batches)
+
+    def _expect(self, fold: int, state: FoldState, n_batches: int) -> None:
+        """Batches left for this process, assuming later folds are as long as this one."""
+        later = (self.n_models - fold - 1) * self.cfg.epochs * n_batches
+        left = (self.cfg.epochs - state.epoch) * n_batches - state.next_batch
+        self._total_batches = self._done_batches + left + later
+
+    def should_stop(self) -> bool:
+        return self.stop_flag or stop_requested(self.writer.dir)
+
+    # --- pieces ------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda" and self.cfg.amp:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return lambda: torch.autocast("cuda", dtype=dtype)
+        return contextlib.nullcontext
+
+    def _batch_source(self, train_rows: np.ndarray) -> BatchSource:
+        """The training samples of one split: the rows, plus oversampled ones per the recipe."""
+        s = self.recipe.sampling
+        labels = self.data.labels[train_rows]
+        features = None
+        if s.method == "smote":
+            features = smote_features(self.data.images[train_rows], s.smote_size)
+        plan = oversample(labels, s.method, s.target, s.k_neighbors, features, seed=self.cfg.seed)
+        for note in plan.notes:
+            self.message(f"oversampling: {note}")
+        if s.method != "none":
+            self.message(f"oversampling ({s.method}): {len(labels)} -> {len(plan)} training samples")
+        return BatchSource(self.data.images, train_rows[plan.a], train_rows[plan.b], plan.gap,
+                           plan.labels.astype(np.int64), self.recipe.augment, self.cfg.seed, self.device,
+                           self.cfg.channels_last)
+
+    def evaluate(self, model: nn.Module, rows: np.ndarray, criterion: nn.Module,
+                 tta: bool = False) -> tuple[dict, np.ndarray]:
+        """Validation metrics and logits, under eval() + inference_mode (no augmentation).
+
+        ``tta`` averages in the mirrored images as predict does; the final report uses it, the
+        per-epoch validation skips it (half the cost).
+        """
+        logits = predict_logits(model, self.data.images, rows, max(64, self.cfg.batch_size * 2), self.device,
+                                self.cfg.channels_last, self._autocast(), tta=tta)
+        y = self.data.labels[rows]
+        with torch.inference_mode():
+            val_loss = float(criterion(torch.from_numpy(logits), torch.from_numpy(y)))
+        metrics = classification_metrics(y, logits.argmax(1), self.data.class_names)
+        return {"val_loss": val_loss, **metrics}, logits
+
+    # --- one fold ----------------------------------------------------------------------
+    def _new_fold(self, fold: int, train_rows: np.ndarray, last: dict | None) -> FoldRun:
+        """Model, optimiser, schedule and sampler of one fold; restored from ``last`` when given."""
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed + fold)
+        model, note = build_model(cfg.model, self.num_classes, "none" if last else cfg.weights, self.head)
+        sub = fold_dirs(cfg.folds)[fold]
+        self.message(note if not last else f"{cfg.model}: resuming from {sub or '.'}/last.pt")
+        model = model.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+        source = self._batch_source(train_rows)
+        n_batches = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, fold, 0))
+        steps_per_epoch = math.ceil(n_batches / cfg.accum_steps)
+        optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
+        scheduler, per_step = make_scheduler(cfg.scheduler, optimizer, cfg.epochs, steps_per_epoch, cfg.warmup_epochs)
+        scaler = torch.amp.GradScaler("cuda") if (self.device.type == "cuda" and cfg.amp
+                                                  and not torch.cuda.is_bf16_supported()) else None
+        ema = WeightEMA(model, ema_decay(cfg.ema_epochs, steps_per_epoch)) if cfg.ema_epochs > 0 else None
+        run = FoldRun(fold, sub, model, ema, optimizer, scheduler, per_step, scaler,
+                      build_loss(cfg.loss, self.num_classes, cfg.focal_gamma, cfg.smoothing), source, n_batches,
+                      FoldState(fold=fold))
+        if last:
+            run.restore(last)
+        else:
+            seed_everything(cfg.seed + fold)
+        return run
+
+    def fit_fold(self, fold: int, train_rows: np.ndarray, val_rows: np.ndarray, last: dict | None) -> None:
+        run = self._new_fold(fold, train_rows, last)
+        self._expect(fold, run.state, run.n_batches)
+        for epoch in range(run.state.epoch, self.cfg.epochs):
+            self._run_epoch(run, epoch)
+            self._end_epoch(run, epoch, val_rows)
+            if epoch + 1 < self.cfg.epochs and self.should_stop():
+                raise Stopped()
+
+    def _end_epoch(self, run: FoldRun, epoch: int, val_rows: np.ndarray) -> None:
+        """Validate, record, keep the best checkpoint, step epoch-level schedules, save last.pt."""
+        cfg, state = self.cfg, run.state
+        metrics, _ = self.evaluate(run.evaluated, val_rows, run.criterion)
+        record = {"fold": run.fold, "epoch": epoch + 1, "train_loss": state.loss_sum / max(1, state.seen),
+                  **metrics, "lr": run.optimizer.param_groups[0]["lr"], "best": metrics["macro_f1"] > state.best_f1}
+        state.history.append(record)
+        self.writer.append_metrics(record)
+        if record["best"]:
+            state.best_f1, state.best_epoch = metrics["macro_f1"], epoch + 1
+            self.writer.save_checkpoint(f"{run.sub}/best.pt".lstrip("/"), {
+                **self._meta(), "kind": "best", "model": run.evaluated.state_dict(), "epoch": epoch + 1,
+                "fold": run.fold, "metrics": metrics})
+        if run.scheduler is not None and not run.per_step:
+            run.scheduler.step(metrics["macro_f1"]) if cfg.scheduler == "plateau" else run.scheduler.step()
+        state.epoch, state.next_batch, state.loss_sum, state.seen = epoch + 1, 0, 0.0, 0
+        self._save_last(run)
+        self.emit("on_epoch_end", record)
+        self.message(f"fold {run.fold} epoch {epoch + 1}/{cfg.epochs}: train loss {record['train_loss']:.4f}, "
+                     f"val loss {metrics['val_loss']:.4f}, accuracy {metrics['accuracy']:.4f}, "
+                     f"macro F1 {metrics['macro_f1']:.4f}")
+
+    def _save_last(self, run: FoldRun) -> None:
+        self.writer.save_checkpoint(f"{run.sub}/last.pt".lstrip("/"),
+                                    {**self._meta(), "kind": "last", **run.resume_state()})
+
+    def _run_epoch(self, run: FoldRun, epoch: int) -> None:
+        cfg, state, n_batches = self.cfg, run.state, run.n_batches
+        order = epoch_batches(len(run.source), cfg.batch_size, cfg.seed, run.fold, epoch)
+        self.emit("on_epoch_start", run.fold, epoch, n_batches)
+        self.writer.status(state="running", fold=run.fold, epoch=epoch + 1, epochs=cfg.epochs, batch=state.next_batch,
+                           n_batches=n_batches, message=f"training epoch {epoch + 1}", force=True)
+
+        def after_batch(b: int, loss: float, n: int) -> None:
+            state.loss_sum += loss * n
+            state.seen += n
+            self._done_batches += 1
+            self.emit("on_batch_end", epoch, b, n_batches, loss)
+            self.writer.status(batch=b + 1, eta_s=round(self._eta(), 1), loss=loss)
+
+        batches = run.source.stream(order, run.fold, epoch, state.next_batch)
+        try:
+            state.next_batch = train_steps(
+                run.model, batches, run.criterion, run.optimizer, cfg.accum_steps, n_batches, state.next_batch,
+                autocast=self._autocast(), scaler=run.scaler, after_step=run.after_step, after_batch=after_batch,
+                should_stop=self.should_stop)
+        finally:
+            batches.close()
+        if state.next_batch < n_batches:
+            self._save_last(run)
+            raise Stopped()
+
+    def _meta(self) -> dict:
+        return {"model_name": self.cfg.model, "num_classes": self.num_classes, "head": self.head,
+                "class_names": list(self.data.class_names), "recipe": self.recipe.to_dict(),
+                "config": config_dict(self.cfg), "version": __version__}
+
+    # --- all folds ---------------------------------------------------------------------
+    def run(self, splits: list[tuple[np.ndarray, np.ndarray]], lasts: dict[int, dict]) -> dict:
+        self.n_models = len(splits)
+        for fold, (tr, va) in enumerate(splits):
+            last = lasts.get(fold)
+            if last and last["state"]["epoch"] >= self.cfg.epochs:
+                continue  # this fold finished before the interruption
+            self.fit_fold(fold, tr, va, last)
+        return self.finish(splits)
+
+    def finish(self, splits) -> dict:
+        """Out-of-fold (or validation) predictions of the best checkpoints and their reports."""
+        criterion = build_loss(self.cfg.loss, self.num_classes, self.cfg.focal_gamma, self.cfg.smoothing)
+        frames, best_epochs = [], []
+        for fold, (_, va) in enumerate(splits):
+            sub = fold_dirs(self.cfg.folds)[fold]
+            best = load_checkpoint(self.writer.dir / sub / "best.pt")
+            model = build_model(self.cfg.model, self.num_classes, "none", self.head)[0].to(self.device)
+            model.load_state_dict(best["model"])
+            if self.cfg.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            _, logits = self.evaluate(model, va, criterion, tta=self.recipe.augment.hflip)
+            frames.append(prediction_table(self.data, va, logits, fold if self.cfg.folds >= 2 else None))
+            best_epochs.append(best["epoch"])
+        table = pd.concat(frames).sort_values("row").drop(columns="row")
+        y, pred = table["true"].to_numpy(), table["pred"].to_numpy()
+        metrics = classification_metrics(y, pred, self.data.class_names)
+        names = self.data.class_names
+        conf = pd.DataFrame(confusion_table(y, pred, len(names)), index=names, columns=names)
+        self.writer.write_csv("val_predictions.csv", table)
+        self.writer.write_csv("confusion_matrix.csv", conf.rename_axis("true \\ pred"), index=True)
+        self.writer.write_csv("per_class_report.csv", per_class_report(y, pred, names))
+        summary = {"macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"],
+                   "scope": "out-of-fold" if self.cfg.folds >= 2 else "validation",
+                   "images": int(len(table)), "best_epochs": best_epochs,
+                   "train_seconds": round(time.monotonic() - self._t0, 1)}
+        self.writer.write_json("summary.json", summary)
+        return summary
+
+
+def prediction_table(data: TrainData, rows: np.ndarray, logits: np.ndarray, fold: int | None) -> pd.DataFrame:
+    """path, true, pred, prob_true, loss (cross-entropy of the true class) for ``rows``."""
+    y = data.labels[rows]
+    logp = torch.log_softmax(torch.from_numpy(logits).float(), dim=1).numpy()
+    table = pd.DataFrame({"row": rows, "path": data.df["path"].to_numpy()[rows], "true": y,
+                          "pred": logits.argmax(1), "prob_true": np.exp(logp[np.arange(len(y)), y]),
+                          "loss": -logp[np.arange(len(y)), y]})
+    if fold is not None:
+        table["fold"] = fold
+    return table
