@@ -19,10 +19,12 @@ and a file without this project's marker keys is refused with :class:`Checkpoint
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +150,15 @@ def run_path(run: str | Path) -> Path:
     return path
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path, missing: dict | None = None) -> dict:
+    """A JSON file of a run; ``missing`` (when given) stands in for a file not written yet.
+
+    Every JSON file of a run is replaced atomically, so a damaged one is an error, not a race.
+    """
+    if missing is not None and not Path(path).is_file():
+        return missing
     try:
-        return json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot be read as JSON ({exc.__class__.__name__})") from None
 
@@ -165,10 +173,20 @@ def read_status(run: str | Path) -> dict:
 
 
 def read_metrics(run: str | Path) -> list[dict]:
+    """The records of metrics.jsonl. The trainer appends to it while others read: a last line
+    without its newline is still being written and is left for the next read."""
     path = Path(run) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text().split("\n")[:-1], 1):  # after the last newline: incomplete
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise UserError(f"{path} line {number}: not a JSON record; the file is damaged") from None
+    return records
 
 
 def fold_dirs(folds: int) -> list[str]:
@@ -201,3 +219,104 @@ def request_stop(run: str | Path) -> Path:
 
 def stop_requested(run: str | Path) -> bool:
     return (Path(run) / "STOP").exists()
+
+
+# ----------------------------------------------------------------------------- what the app shows
+
+METRIC_COLUMNS = ["fold", "epoch", "train_loss", "val_loss", "accuracy", "macro_f1"]
+
+
+def metrics_frame(run: str | Path) -> pd.DataFrame:
+    """metrics.jsonl as one row per (fold, epoch); no rows (same columns) before the first epoch."""
+    records = read_metrics(run)
+    return pd.DataFrame([{c: r.get(c) for c in METRIC_COLUMNS} for r in records], columns=METRIC_COLUMNS)
+
+
+def epoch_curves(run: str | Path) -> pd.DataFrame:
+    """Per epoch, the mean over folds: what the Runs page compares across runs."""
+    m = metrics_frame(run)
+    if m.empty:
+        return m.drop(columns="fold")
+    return m.groupby("epoch", as_index=False)[METRIC_COLUMNS[2:]].mean()
+
+
+def read_summary(run: str | Path) -> dict:
+    """summary.json (the best checkpoint's scores), or {} while the training has not finished."""
+    return read_json(Path(run) / "summary.json", missing={})
+
+
+def read_table(run: str | Path, name: str, index_col: int | None = None) -> pd.DataFrame | None:
+    """A CSV report of a run (confusion_matrix.csv, per_class_report.csv, val_predictions.csv), or
+    None before the trainer has written it."""
+    path = Path(run) / name
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, index_col=index_col)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot be read as CSV ({exc.__class__.__name__})") from None
+
+
+def fold_count(run: str | Path) -> int:
+    """How many models the run trains: its --folds when >= 2, else 1."""
+    folds = int(read_config(run).get("config", {}).get("folds") or 0)
+    return folds if folds >= 2 else 1
+
+
+@dataclass
+class Scores:
+    """A run's validation macro F1, honestly labelled.
+
+    ``best_f1`` is the score of the checkpoint(s) picked *on that same validation data*
+    (the best epoch of each fold), so it is optimistic; ``last_f1`` is the last epoch's, which
+    nothing was picked on. With folds, ``best_f1`` is out-of-fold over all images and
+    ``last_f1`` the mean of the folds' last epochs.
+    """
+
+    scope: str  # "validation" (one split) or "out-of-fold" (--folds K)
+    best_f1: float | None  # summary.json once done; while running, the mean of the folds' best epochs
+    best_epochs: list[int]  # one per fold
+    last_f1: float | None  # metrics.jsonl: mean over folds of each fold's last epoch
+    last_epochs: list[int]
+    accuracy: float | None  # of the best checkpoint(s) (summary.json), else of the last epoch
+    final: bool  # True once summary.json is written (the scores with flip TTA, if the recipe flips)
+
+
+def run_scores(run: str | Path) -> Scores:
+    """The scores of :class:`Scores` from summary.json and metrics.jsonl."""
+    summary, m = read_summary(run), metrics_frame(run)
+    by_fold = [part for _, part in m.groupby("fold")] if len(m) else []
+    best_rows = [part.loc[part["macro_f1"].idxmax()] for part in by_fold]
+    last_rows = [part.iloc[-1] for part in by_fold]
+
+    def mean(rows, column):
+        return float(sum(r[column] for r in rows) / len(rows)) if rows else None
+
+    return Scores(
+        scope=summary.get("scope", "out-of-fold" if len(by_fold) > 1 else "validation"),
+        best_f1=summary.get("macro_f1", mean(best_rows, "macro_f1")),
+        best_epochs=list(summary.get("best_epochs") or [int(r["epoch"]) for r in best_rows]),
+        last_f1=mean(last_rows, "macro_f1"), last_epochs=[int(r["epoch"]) for r in last_rows],
+        accuracy=summary.get("accuracy", mean(last_rows, "accuracy")), final=bool(summary))
+
+
+def run_overview(run: str | Path) -> dict:
+    """One row of the Runs table: name, model, epochs done / planned, scores, creation time.
+
+    Raises UserError when config.json cannot be read (the caller shows that in the row).
+    """
+    config = read_config(run)
+    cfg = config.get("config", {})
+    scores = run_scores(run)
+    return {"run": Path(run).name, "model": cfg.get("model", "?"),
+            "epochs": f"{min(scores.last_epochs, default=0)}/{cfg.get('epochs', '?')}",
+            "best_f1": scores.best_f1, "best_epochs": ", ".join(map(str, scores.best_epochs)),
+            "last_f1": scores.last_f1, "accuracy": scores.accuracy, "created": config.get("created", "")}
+
+
+def submission_path(run: str | Path, eval_dir: str | Path) -> Path:
+    """Where the app keeps the submission for ``eval_dir``: beside the run's other outputs, one
+    file per eval folder (named after it, with a hash of its full path)."""
+    eval_dir = Path(eval_dir)
+    tag = hashlib.sha1(str(eval_dir).encode()).hexdigest()[:6]
+    return Path(run) / f"submission-{eval_dir.name}-{tag}.csv"

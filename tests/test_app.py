@@ -119,11 +119,11 @@ def test_corrupt_image_is_listed_and_the_page_still_renders(tmp_path):
 
 
 @pytest.mark.parametrize("page", [None, "faces", "preprocess", "augment", "sampling"])
-def test_missing_dataset_folder_shows_how_to_create_it(tmp_path, page):
+def test_missing_dataset_folder_offers_to_create_the_demo(tmp_path, page):
     at = open_app(tmp_path / "nope", page)
     assert len(at.error) == 1
-    assert "does not exist" in at.error[0].value
-    assert "python -m core demo --out demo_data" in at.error[0].value
+    assert "does not exist" in at.error[0].value and str(tmp_path / "nope") in at.error[0].value
+    assert at.button(key="demo_create").label == "Create the demo dataset here"
 
 
 # ----------------------------------------------------------------------------- faces and crop

@@ -88,9 +88,13 @@ def test_train_page_runs_in_the_background_and_shows_results(tiny, runs):
     assert wait_until_finished(runs).state == "done"
     at.run()
     assert_clean(at)
-    assert float(metric(at, "Validation macro F1")) >= 0.0
+    best, last = metric(at, "Validation macro F1, best epoch"), metric(at, "Validation macro F1, last epoch")
     table = next(d.value for d in at.dataframe if "macro F1" in d.value.columns)
     assert list(table[""]) == ["final epoch", "best epoch"]
+    assert float(last) == pytest.approx(table.loc[0, "macro F1"], abs=1e-4)  # metrics.jsonl's last epoch
+    assert 0.0 <= float(best) <= 1.0
+    assert "best epoch 1, picked on validation" in [c.value for c in at.caption]
+    assert "epoch 1, nothing picked on it" in [c.value for c in at.caption]
     specs = chart_specs(at)
     confusion = next(s for s in specs if s["data"][0]["type"] == "heatmap")
     assert "Wear · Male · <30" in confusion["data"][0]["x"]  # readable class names
@@ -113,7 +117,10 @@ def test_train_page_runs_in_the_background_and_shows_results(tiny, runs):
     row = listed.set_index("run").loc[run_dir.name]
     assert row["model"] == "smallcnn" and row["state"].endswith("done") and row["epochs"] == "1/1"
     assert {"Validation macro F1", "Validation loss"} <= set(chart_titles(at))
-    assert float(metric(at, "Validation macro F1")) == pytest.approx(row["best val macro F1"], abs=1e-4)
+    best_col, last_col = "val macro F1, best epoch (picked on val)", "val macro F1, last epoch"
+    assert float(metric(at, "Validation macro F1, best epoch")) == pytest.approx(row[best_col], abs=1e-4)
+    assert float(metric(at, "Validation macro F1, last epoch")) == pytest.approx(row[last_col], abs=1e-4)
+    assert row["best epoch"] == "1"
 
     # Two runs side by side: one line per run in each chart, one column per run in the table.
     twin = shutil.copytree(run_dir, runs / f"{run_dir.name}-twin")
@@ -123,7 +130,7 @@ def test_train_page_runs_in_the_background_and_shows_results(tiny, runs):
     f1 = next(s for s in chart_specs(at) if s["layout"].get("title", {}).get("text") == "Validation macro F1")
     assert sorted(trace["name"] for trace in f1["data"]) == sorted([run_dir.name, twin.name])
     side = next(d.value for d in at.dataframe if twin.name in d.value.columns)
-    assert list(side.columns) == [run_dir.name, twin.name] and "best val macro F1" in side.index
+    assert list(side.columns) == [run_dir.name, twin.name] and {best_col, last_col} <= set(side.index)
     assert at.selectbox(key="runs_detail").options == [run_dir.name, twin.name]
 
 

@@ -8,11 +8,16 @@ import streamlit as st
 from core import stats
 from core.faces import coverage_heatmap, detection_rates, normalized, suggest_crop
 from core.preprocess import crop_box, preprocess
-from explorer import state
+from explorer import compute
+from explorer.data import loaded
+from explorer.guard import require_dataset
+from explorer.recipe_state import get_recipe, reset_widgets, update_recipe
+from explorer.widgets import recipe_choice, recipe_number, recipe_slider, widget_key
 
 AUTO_LIMIT = 1000  # detect faces without a click up to this many images (or when cached on disk)
 GRID = (48, 64)  # heatmap cells (columns, rows)
-MODES = {"none": "None (whole frame)", "fixed": "Fixed box", "face": "Each image's face"}
+MODE_NAMES = {"none": "None (whole frame)", "fixed": "Fixed box", "face": "Each image's face"}
+BOX_NAMES = ("x (left)", "y (top)", "w (width)", "h (height)")
 
 
 def heatmap(norm, suggested, crop, W: int, H: int) -> go.Figure:
@@ -36,18 +41,18 @@ def heatmap(norm, suggested, crop, W: int, H: int) -> go.Figure:
 
 
 st.title("Faces and crop")
-ds = state.require_dataset()
+ds = require_dataset()
 df = ds.df
-recipe = state.get_recipe()
+recipe = get_recipe()
 
 # --- face detection ------------------------------------------------------------------------
-auto = len(df) <= AUTO_LIMIT or state.faces_on_disk()
+auto = len(df) <= AUTO_LIMIT or compute.faces_on_disk()
 clicked = False
 if not auto:
     clicked = st.button(f"Detect faces in {len(df):,} images", key="faces_run", type="primary",
                         help="OpenCV's Haar cascade, about 25 ms an image; the result is cached on disk, "
                              "so it runs once per dataset.")
-faces = state.faces(run=auto or clicked)
+faces = compute.faces(run=auto or clicked)
 W, H = int(df["width"].median()), int(df["height"].median())
 suggested = (0.0, 0.0, 1.0, 1.0)
 if faces is None:
@@ -82,14 +87,13 @@ else:
 st.subheader("Crop and input size")
 c = recipe.crop
 m1, m2 = st.columns([3, 2])
-mode = m1.radio("Crop mode", list(MODES), format_func=MODES.get, horizontal=True,
-                key=state.init_widget("r.crop.mode", c.mode))
+mode = recipe_choice("crop", "mode", "Crop mode", MODE_NAMES, where=m1)
 
 
 def use_suggested(box):
     """Button callback: the suggested box becomes the recipe's fixed box and its sliders."""
-    if state.update_recipe("crop", box=tuple(box)):
-        state.reset_widgets("r.crop.box")
+    if update_recipe("crop", box=tuple(box)):
+        reset_widgets(widget_key("crop", "box"))
 
 
 m2.button("Use the suggested box", key="faces_use_suggested", on_click=use_suggested, args=(suggested,),
@@ -97,9 +101,8 @@ m2.button("Use the suggested box", key="faces_use_suggested", on_click=use_sugge
 box = c.box
 if mode != "none":
     s = st.columns(4)
-    names = ("x (left)", "y (top)", "w (width)", "h (height)")
-    box = tuple(col.slider(name, 0.0, 1.0, step=0.01, key=state.init_widget(f"r.crop.box.{i}", float(v)))
-                for i, (col, name, v) in enumerate(zip(s, names, c.box)))
+    box = tuple(recipe_slider("crop", "box", name, 0.01, part=i, where=col)
+                for i, (col, name) in enumerate(zip(s, BOX_NAMES)))
     bx, by, bw, bh = box
     if bx + bw > 1 or by + bh > 1 or bw <= 0 or bh <= 0:
         box = (bx, by, max(0.01, min(bw, 1 - bx)), max(0.01, min(bh, 1 - by)))
@@ -108,14 +111,13 @@ if mode != "none":
         st.caption("Fixed box above: used for images where no face was found.")
 margin = c.face_margin
 if mode == "face":
-    margin = st.slider("Face margin (grow each side by this fraction of the face)", 0.0, 3.0, step=0.05,
-                       key=state.init_widget("r.crop.face_margin", float(c.face_margin)))
+    margin = recipe_slider("crop", "face_margin", "Face margin (grow each side by this fraction of the face)", 0.05)
 i1, i2, _ = st.columns([1, 1, 2])
-in_w = i1.number_input("Input width", 16, 1024, step=8, key=state.init_widget("r.input_size.w", recipe.input_size[0]))
-in_h = i2.number_input("Input height", 16, 1024, step=8, key=state.init_widget("r.input_size.h", recipe.input_size[1]))
-state.update_recipe("crop", mode=mode, box=box, face_margin=margin)
-state.update_recipe(None, input_size=(int(in_w), int(in_h)))
-recipe = state.get_recipe()
+in_w = recipe_number(None, "input_size", "Input width", 8, part=0, suffix="w", where=i1)
+in_h = recipe_number(None, "input_size", "Input height", 8, part=1, suffix="h", where=i2)
+update_recipe("crop", mode=mode, box=box, face_margin=margin)
+update_recipe(None, input_size=(int(in_w), int(in_h)))
+recipe = get_recipe()
 if faces is not None:
     h1.plotly_chart(heatmap(norm, suggested, recipe.crop, W, H), key="faces_heatmap")
 if mode == "face" and faces is None:
@@ -124,18 +126,18 @@ if mode == "face" and faces is None:
 # --- previews ------------------------------------------------------------------------------
 st.subheader("Crops on random samples from every class")
 seed = st.number_input("Seed", 0, 10_000, 0, key="faces_seed")
-picks = state.samples(state.loaded().key, df, 1, int(seed))
+picks = compute.samples(loaded().key, df, 1, int(seed))
 aspect = recipe.input_size[0] / recipe.input_size[1]
 st.caption("Left: the photo with the suggested box (dashed gold on the heatmap, gold here) and this image's "
            "crop (green). Right: the crop resized to the input size, as the model gets it.")
 cols = st.columns(4)
 for i, row in enumerate(picks.itertuples()):
-    img = state.image(row.path)
-    face = state.face_box(row.path, faces)
+    img = compute.image(row.path)
+    face = compute.face_box(row.path, faces)
     size = (img.shape[1], img.shape[0])
     shown = stats.draw_box(img, stats.box_to_pixels(suggested, size), (255, 215, 0), 4) if faces is not None else img
     shown = stats.draw_box(shown, crop_box(recipe.crop, size, face, aspect), (0, 220, 0), 4)
-    out = preprocess(state.image_pil(row.path), recipe, face)
+    out = preprocess(compute.image_pil(row.path), recipe, face)
     with cols[i % 4]:
         st.markdown(f"**{row.label_name or 'no label'}**")
         st.image([stats.resize_to_height(shown, 128), stats.resize_to_height(out, 128)],

@@ -4,10 +4,12 @@ import plotly.express as px
 import streamlit as st
 
 from core import stats
-from explorer import state
+from explorer import compute
+from explorer.data import loaded
+from explorer.guard import require_dataset, show_problems
 
 st.title("Overview")
-ds = state.require_dataset()
+ds = require_dataset()
 df = ds.df
 summary = ds.summary()
 
@@ -17,7 +19,7 @@ cols[1].metric("Persons", f"{summary['persons']:,}" if summary["persons"] is not
 cols[2].metric("Classes with images", summary["classes"])
 cols[3].metric("Layout", ds.layout, help="train: competition train folder; eval: competition eval folder; folders: one folder per class")
 cols[4].metric("Problems", summary["problems"])
-state.show_problems(ds.problems)
+show_problems(ds.problems)
 if ds.skipped_hidden:
     st.caption(f"{ds.skipped_hidden} hidden file(s) such as AppleDouble `._*` were skipped on purpose.")
 
@@ -89,11 +91,11 @@ st.subheader("Sample images")
 k1, k2 = st.columns(2)
 per_class = k1.slider("Images per class", 1, 8, 4, key="ov_per_class")
 seed = k2.number_input("Seed", 0, 10_000, 0, key="ov_seed")
-picks = state.samples(state.loaded().key, df, per_class, int(seed))
+picks = compute.samples(loaded().key, df, per_class, int(seed))
 groups = list(picks.groupby("label", sort=True)) if ds.has_labels else [(-1, picks)]
 grid = st.columns(3)
 for i, (label, rows) in enumerate(groups):
     with grid[i % 3]:
         name = ds.class_names[label] if label >= 0 else "no label"
         st.markdown(f"**{name}** · {int((df['label'] == label).sum()):,} images")
-        st.image([state.thumbnail(p, 96) for p in rows["path"]])
+        st.image([compute.thumbnail(p, 96) for p in rows["path"]])

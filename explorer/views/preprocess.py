@@ -7,13 +7,18 @@ import streamlit as st
 
 from core import stats
 from core.preprocess import load_rgb, preprocess
-from explorer import state
+from explorer import compute
+from explorer.data import loaded
+from explorer.guard import guard, require_dataset
+from explorer.recipe_state import compact_json, get_recipe, update_recipe
+from explorer.widgets import recipe_choice, recipe_slider, recipe_toggle
 
 DISPLAY_HEIGHT = 384  # on-screen height of the before/after pair
-EQUALIZE = {"none": "None", "hist": "Histogram", "clahe": "CLAHE (adaptive)"}
+EQUALIZE_NAMES = {"none": "None", "hist": "Histogram", "clahe": "CLAHE (adaptive)"}
+FACTOR_NAMES = {"brightness": "Brightness", "contrast": "Contrast", "sharpness": "Sharpness", "color": "Colour"}
 
 st.title("Preprocessing")
-ds = state.require_dataset()
+ds = require_dataset()
 df = ds.df
 st.caption("Crop → resize to the input size → enhance: the deterministic part of the recipe, applied to "
            "training, validation and prediction alike. Set the crop and input size on *Faces and crop*.")
@@ -31,31 +36,27 @@ def pick_image():
             except Exception:  # noqa: BLE001 - PIL raises several types for junk files
                 st.error(f"{upload.name}: not an image PIL can open (allowed: JPEG, PNG).")
         st.caption("No upload yet: showing a dataset image.")
-    choices = state.image_choices(state.loaded().key, df)
+    choices = compute.image_choices(loaded().key, df)
     row = st.selectbox("Dataset image", list(choices), format_func=choices.get, key="pp_image")
     path = df.iloc[row]["path"]
-    recipe = state.get_recipe()
-    face = state.face_box(path, state.faces_for_recipe(recipe))
-    return state.image_pil(path), face, df.iloc[row]["rel"], state.thumbnail(path, DISPLAY_HEIGHT)
+    face = compute.face_box(path, compute.faces_for_recipe(get_recipe()))
+    return compute.image_pil(path), face, df.iloc[row]["rel"], compute.thumbnail(path, DISPLAY_HEIGHT)
 
 
 @st.fragment
 def preview():
     """Sliders and preview in one fragment: a slider move reruns only this part of the page."""
-    with state.guard():
-        e = state.get_recipe().enhance
+    with guard():
         controls, pair = st.columns([1, 2])
         with controls:
-            values = {name: st.slider(name.capitalize() if name != "color" else "Colour", 0.0, 3.0, step=0.05,
-                                      key=state.init_widget(f"r.enhance.{name}", float(getattr(e, name))),
-                                      help="1 leaves the image unchanged, 0 removes the property.")
-                      for name in ("brightness", "contrast", "sharpness", "color")}
-            values["grayscale"] = st.toggle("Grayscale", key=state.init_widget("r.enhance.grayscale", e.grayscale))
-            values["equalize"] = st.radio("Equalisation", list(EQUALIZE), format_func=EQUALIZE.get, horizontal=True,
-                                          key=state.init_widget("r.enhance.equalize", e.equalize))
-            state.update_recipe("enhance", **values)
+            values = {name: recipe_slider("enhance", name, label, 0.05,
+                                          help="1 leaves the image unchanged, 0 removes the property.")
+                      for name, label in FACTOR_NAMES.items()}
+            values["grayscale"] = recipe_toggle("enhance", "grayscale", "Grayscale")
+            values["equalize"] = recipe_choice("enhance", "equalize", "Equalisation", EQUALIZE_NAMES)
+            update_recipe("enhance", **values)
             img, face, name, shown = pick_image()
-        recipe = state.get_recipe()
+        recipe = get_recipe()
         after = preprocess(img, recipe, face)
         factor = stats.display_scale(after.shape, DISPLAY_HEIGHT)
         with pair:
@@ -65,13 +66,13 @@ def preview():
                             caption=f"After: {after.shape[1]}x{after.shape[0]}, what the model sees "
                                     f"(shown {factor}x, nearest neighbour)")
             st.caption("Recipe snippet that reproduces this preview exactly:")
-            st.code(state.compact_json(recipe.preprocess_dict()), language="json", wrap_lines=True)
+            st.code(compact_json(recipe.preprocess_dict()), language="json", wrap_lines=True)
         st.subheader("Across classes")
-        picks = state.samples(state.loaded().key, df, 1, 0)
+        picks = compute.samples(loaded().key, df, 1, 0)
         cols = st.columns(9)
-        table = state.faces_for_recipe(recipe)
+        table = compute.faces_for_recipe(recipe)
         for i, row in enumerate(picks.itertuples()):
-            out = preprocess(state.image_pil(row.path), recipe, state.face_box(row.path, table))
+            out = preprocess(compute.image_pil(row.path), recipe, compute.face_box(row.path, table))
             cols[i % 9].image(out, caption=row.label_name or "no label")
 
 

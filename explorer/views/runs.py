@@ -1,63 +1,75 @@
 """Runs: every run directory in the runs folder; compare curves and metrics; one run's results."""
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from core.runs import list_runs, read_config
-from explorer import state
-from explorer.views import results
+from core import launch
+from core.errors import UserError
+from core.paths import eval_dir_beside
+from core.runs import epoch_curves, list_runs, read_config, run_overview
+from explorer import charts, report
+from explorer.data import runs_dir
+from explorer.guard import PageStop
+from explorer.recipe_state import init_widget
+
+BEST, LAST = "val macro F1, best epoch (picked on val)", "val macro F1, last epoch"
+COLUMNS = {"run": "run", "model": "model", "state": "state", "epochs": "epochs", "best_f1": BEST,
+           "best_epochs": "best epoch", "last_f1": LAST, "accuracy": "val accuracy", "created": "created"}
+SCORES = (BEST, LAST, "val accuracy")
+SETTINGS = ("lr", "batch_size", "optimizer", "scheduler", "loss", "folds")
+
+
+def overview_row(run) -> dict:
+    """A run's row of the table; a run whose config cannot be read says so in its state."""
+    try:
+        row = run_overview(run)
+    except UserError as exc:
+        return {"run": run.name, "state": f"unreadable: {exc}"}
+    return {**row, "state": launch.run_state(run).state}
+
 
 st.title("Runs")
-runs_dir = state.runs_dir()
-st.caption(f"Run directories in `{runs_dir}` (set MASKLAB_RUNS for another folder), newest first.")
-runs = {p.name: p for p in list_runs(runs_dir)}
+folder = runs_dir()
+st.caption(f"Run directories in `{folder}` (set MASKLAB_RUNS for another folder), newest first.")
+runs = {p.name: p for p in list_runs(folder)}
 if not runs:
     st.info("No runs yet. Start one on the *Train & evaluate* page, or from the command line: "
-            f"`python -m core train --data DATASET --out {runs_dir}`.")
-    raise state.PageStop
+            f"`python -m core train --data DATASET --out {folder}`.")
+    raise PageStop
 
-table = pd.DataFrame([results.run_summary(p) for p in runs.values()])
+table = pd.DataFrame([overview_row(p) for p in runs.values()], columns=list(COLUMNS)).rename(columns=COLUMNS)
 st.dataframe(table, hide_index=True, key="runs_table",
-             column_config={"best val macro F1": st.column_config.NumberColumn(format="%.4f"),
-                            "val accuracy": st.column_config.NumberColumn(format="%.4f")})
+             column_config={c: st.column_config.NumberColumn(format="%.4f") for c in SCORES})
+st.caption("The best epoch is picked on the same validation persons it is scored on, so its macro F1 is "
+           "optimistic; the last epoch's was not picked on anything.")
 
 names = list(runs)
 picked = st.multiselect("Compare runs", names, default=names[:1], key="runs_pick",
                         help="Curves (mean over folds) and final metrics of each selected run side by side.")
 if not picked:
     st.caption("Select one or more runs to compare them and see their results.")
-    raise state.PageStop
+    raise PageStop
 
-curves = [results.epoch_curves(runs[n]).assign(run=n) for n in picked]
+curves = [epoch_curves(runs[n]).assign(run=n) for n in picked]
 curves = pd.concat([c for c in curves if not c.empty] or [pd.DataFrame()], ignore_index=True)
 if curves.empty:
     st.caption("The selected runs have no finished epoch yet.")
 else:
     c1, c2 = st.columns(2)
     for col, y, title in ((c1, "macro_f1", "Validation macro F1"), (c2, "val_loss", "Validation loss")):
-        fig = px.line(curves, x="epoch", y=y, color="run", markers=True, title=title,
-                      labels={"macro_f1": "macro F1", "val_loss": "loss", "run": ""})
-        fig.update_layout(height=340, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.25))
-        fig.update_xaxes(dtick=1 if curves["epoch"].max() <= 20 else None)
-        if y == "macro_f1":
-            fig.update_yaxes(range=[0, 1.02])
-        col.plotly_chart(fig, key=f"runs_{y}")
-side = table.set_index("run").loc[picked, ["model", "state", "epochs", "best val macro F1", "val accuracy",
-                                            "created"]]
-for column in ("best val macro F1", "val accuracy"):
-    side[column] = side[column].map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")
+        col.plotly_chart(charts.comparison_figure(curves, y, title), key=f"runs_{y}")
+side = table.set_index("run").loc[picked, [c for c in COLUMNS.values() if c != "run"]]
+for column in SCORES:
+    side[column] = side[column].map(report.score)
 settings = {n: read_config(runs[n]).get("config", {}) for n in picked if "unreadable" not in side.loc[n, "state"]}
-for field in ("lr", "batch_size", "optimizer", "scheduler", "loss", "folds"):
+for field in SETTINGS:
     side[field] = [settings.get(n, {}).get(field, "") for n in picked]
 st.dataframe(side.T.astype(str), key="runs_side")
 
 st.divider()
 shown = st.selectbox("Results of", picked, key="runs_detail") if len(picked) > 1 else picked[0]
-run = runs[shown]
 st.subheader(f"Results: {shown}")
-data = settings.get(shown, {}).get("data")
-eval_dir = st.text_input("Eval folder for scoring", key=state.init_widget(f"runs.eval_dir.{shown}",
-                                                                          results.default_eval_dir(data)),
-                         placeholder="e.g. demo_data/eval")
-results.show(run, "runs.res", eval_dir)
+eval_dir = st.text_input("Eval folder for scoring", placeholder="e.g. demo_data/eval",
+                         key=init_widget(f"runs.eval_dir.{shown}",
+                                         str(eval_dir_beside(settings.get(shown, {}).get("data")) or "")))
+report.show(runs[shown], "runs.res", eval_dir)

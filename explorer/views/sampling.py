@@ -4,48 +4,57 @@ import plotly.express as px
 import streamlit as st
 
 from core import stats
-from explorer import state
+from explorer import compute
+from explorer.data import loaded
+from explorer.guard import PageStop, require_dataset
+from explorer.recipe_state import get_recipe, init_widget, update_recipe
+from explorer.widgets import current, field_range, recipe_choice, recipe_slider, widget_key
 
-METHODS = {"none": "None", "random": "Random duplication", "smote": "SMOTE"}
-SIZES = [(12, 16), (24, 32), (36, 48), (48, 64)]
+METHOD_NAMES = {"none": "None", "random": "Random duplication", "smote": "SMOTE"}
+SIZE_PRESETS = [(12, 16), (24, 32), (36, 48), (48, 64)]  # offered SMOTE sizes (w, h), kept to the recipe's range
 
 st.title("Oversampling")
-ds = state.require_dataset()
+ds = require_dataset()
 df = ds.df
 if not ds.has_labels:
     st.info("This dataset has no labels (an eval set without gt.csv), so there is nothing to balance.")
-    raise state.PageStop
-st.caption(f"Only the training split is oversampled. Persons are split {1 - state.VAL_RATIO:.0%} / "
-           f"{state.VAL_RATIO:.0%} (seed {state.SPLIT_SEED}); the validation split keeps its real counts.")
+    raise PageStop
+st.caption(f"Only the training split is oversampled. Persons are split {1 - compute.VAL_RATIO:.0%} / "
+           f"{compute.VAL_RATIO:.0%} (seed {compute.SPLIT_SEED}); the validation split keeps its real counts.")
 
-s = state.get_recipe().sampling
+
+def smote_sizes() -> list[tuple[int, int]]:
+    """The presets inside the recipe's allowed range, plus the recipe's own size."""
+    lo, hi = field_range("sampling", "smote_size")
+    sizes = [wh for wh in SIZE_PRESETS if lo <= min(wh) and max(wh) <= hi]
+    own = tuple(current("sampling", "smote_size"))
+    return sizes if own in sizes else sizes + [own]
+
+
 c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-method = c1.radio("Method", list(METHODS), format_func=METHODS.get, horizontal=True,
-                  key=state.init_widget("r.sampling.method", s.method))
-target = c2.slider("Target (each class up to this share of the largest)", 0.05, 1.0, step=0.05,
-                   key=state.init_widget("r.sampling.target", float(s.target)))
-k = c3.slider("k neighbours", 1, 50, key=state.init_widget("r.sampling.k_neighbors", int(s.k_neighbors)),
-              disabled=method != "smote")
-sizes = SIZES if tuple(s.smote_size) in SIZES else SIZES + [tuple(s.smote_size)]
-size = c4.selectbox("SMOTE image size", sizes, format_func=lambda wh: f"{wh[0]}x{wh[1]}",
-                    key=state.init_widget("r.sampling.smote_size", tuple(s.smote_size)), disabled=method != "smote")
-state.update_recipe("sampling", method=method, target=target, k_neighbors=int(k), smote_size=tuple(size))
-recipe = state.get_recipe()
+method = recipe_choice("sampling", "method", "Method", METHOD_NAMES, where=c1)
+target = recipe_slider("sampling", "target", "Target (each class up to this share of the largest)", 0.05, where=c2)
+k = recipe_slider("sampling", "k_neighbors", "k neighbours", 1, where=c3, disabled=method != "smote")
+size = c4.selectbox("SMOTE image size", smote_sizes(), format_func=lambda wh: f"{wh[0]}x{wh[1]}",
+                    key=init_widget(widget_key("sampling", "smote_size"), tuple(current("sampling", "smote_size"))),
+                    disabled=method != "smote")
+update_recipe("sampling", method=method, target=target, k_neighbors=int(k), smote_size=tuple(size))
+recipe = get_recipe()
 
-info = state.loaded()
-train_idx, val_idx = state.split(info.key, df)
+info = loaded()
+train_idx, val_idx = compute.split(info.key, df)
 labels = df["label"].to_numpy()
 train_df = df.iloc[train_idx]
 images = features = None
 if method == "smote":
-    images = state.train_images(train_df, recipe, state.faces_for_recipe(recipe))
-    features = state.smote_features(f"{info.key}|{recipe.preprocess_key()}", tuple(size), images)
+    images = compute.train_images(train_df, recipe, compute.faces_for_recipe(recipe))
+    features = compute.smote_features(f"{info.key}|{recipe.preprocess_key()}", tuple(size), images)
 try:
-    plan = state.sample_plan(f"{info.key}|{recipe.preprocess_key()}|{size}", method, float(target), int(k),
+    plan = compute.sample_plan(f"{info.key}|{recipe.preprocess_key()}|{size}", method, float(target), int(k),
                              labels[train_idx], features)
 except ValueError as exc:
     st.error(f"Oversampling failed: {exc}")
-    raise state.PageStop
+    raise PageStop
 for note in plan.notes:
     st.info(note)
 table = stats.split_counts(labels, train_idx, val_idx, plan.counts(), ds.class_names)

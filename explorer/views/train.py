@@ -2,7 +2,7 @@
 
 The run is ``python -m core train`` in its own process (core.launch), so a reload never stops
 it; this page follows its run directory (status.json, metrics.jsonl) and, once it is done,
-shows what the trainer wrote there (views/results.py).
+shows what the trainer wrote there (explorer/report.py).
 """
 
 import dataclasses
@@ -13,9 +13,12 @@ from core import launch
 from core.dataset import REPORTED_CORRECTIONS
 from core.losses import LOSSES
 from core.models import MODELS
-from core.train import OPTIMIZERS, SCHEDULERS, TrainConfig
-from explorer import state
-from explorer.views import results
+from core.paths import eval_dir_beside
+from core.runs import metrics_frame
+from core.training import OPTIMIZERS, SCHEDULERS, TrainConfig
+from explorer import report
+from explorer.data import loaded, runs_dir
+from explorer.recipe_state import get_recipe, init_widget, recipe_json
 
 DEFAULTS = TrainConfig()  # the CLI's defaults are the page's defaults
 LOSS_NAMES = {"ce": "Cross-entropy", "focal": "Focal", "label_smoothing": "Label smoothing", "f1": "Soft F1"}
@@ -26,8 +29,9 @@ REFRESH_S = 1.5  # seconds between progress refreshes while a run is live
 
 
 def recipe_summary() -> None:
-    r = state.get_recipe()
-    crop = {"none": "whole frame", "fixed": "fixed box", "face": f"face (margin {r.crop.face_margin:g})"}[r.crop.mode]
+    r = get_recipe()
+    crop = {"none": "whole frame", "fixed": "fixed box", "face": f"face (margin {r.crop.face_margin:g})"}.get(
+        r.crop.mode, r.crop.mode)
     e = r.enhance
     enhance = [f"{n} {getattr(e, n):g}" for n in ("brightness", "contrast", "sharpness", "color")
                if getattr(e, n) != 1.0] + (["grayscale"] if e.grayscale else []) + (
@@ -40,14 +44,14 @@ def recipe_summary() -> None:
                 f"{', '.join(enhance) or 'none'} · **augment** {', '.join(augment) or 'none'} · **oversampling** "
                 f"{s.method}" + (f" (target {s.target:g})" if s.method != "none" else ""))
     with st.expander("Recipe JSON (edit it on the Data and Recipe pages)"):
-        st.code(state.recipe_json(r), language="json", wrap_lines=True)
+        st.code(recipe_json(r), language="json", wrap_lines=True)
 
 
 def settings() -> dict:
     """The training settings widgets; defaults from TrainConfig."""
     def choice(col, label: str, options, names: dict, field: str, **kwargs):
         return col.selectbox(label, options, format_func=lambda k: names.get(k, k),
-                             key=state.init_widget(f"t.{field}", getattr(DEFAULTS, field)), **kwargs)
+                             key=init_widget(f"t.{field}", getattr(DEFAULTS, field)), **kwargs)
 
     c = st.columns(4)
     values = {
@@ -60,23 +64,23 @@ def settings() -> dict:
     }
     c = st.columns(5)
     values["lr"] = c[0].number_input("Learning rate", min_value=1e-6, max_value=1.0, step=1e-4, format="%.5f",
-                                     key=state.init_widget("t.lr", float(DEFAULTS.lr)))
-    values["epochs"] = c[1].number_input("Epochs", 1, 500, key=state.init_widget("t.epochs", DEFAULTS.epochs))
+                                     key=init_widget("t.lr", float(DEFAULTS.lr)))
+    values["epochs"] = c[1].number_input("Epochs", 1, 500, key=init_widget("t.epochs", DEFAULTS.epochs))
     values["batch_size"] = c[2].number_input("Batch size", 1, 1024,
-                                             key=state.init_widget("t.batch_size", DEFAULTS.batch_size))
+                                             key=init_widget("t.batch_size", DEFAULTS.batch_size))
     values["accum_steps"] = c[3].number_input("Accumulation steps", 1, 64,
-                                              key=state.init_widget("t.accum_steps", DEFAULTS.accum_steps),
+                                              key=init_widget("t.accum_steps", DEFAULTS.accum_steps),
                                               help="One optimiser step per this many batches (a larger "
                                                    "effective batch without more memory).")
-    values["folds"] = c[4].number_input("Folds", 0, 10, key=state.init_widget("t.folds", DEFAULTS.folds),
+    values["folds"] = c[4].number_input("Folds", 0, 10, key=init_widget("t.folds", DEFAULTS.folds),
                                         help=f"0: one person-level split ({DEFAULTS.val_ratio:.0%} of the persons "
                                              "held out). K >= 2: K models on person-level folds, scored out of fold.")
     return values
 
 
 def dataset_for_training() -> str | None:
-    """The sidebar's dataset folder when it can be trained on; else show why and return None."""
-    info = state.loaded()
+    """The sidebar's dataset folder (absolute) when it can be trained on; else show why and return None."""
+    info = loaded()
     if info.dataset is None:
         st.error(f"No dataset to train on: {info.error}")
         return None
@@ -89,24 +93,24 @@ def dataset_for_training() -> str | None:
         return None
     st.caption(f"Dataset: `{info.root}` ({ds.layout} layout, {len(ds.df):,} images) — the sidebar's folder"
                + (", with label corrections" if info.corrections else ""))
-    return info.root
+    return str(info.path)
 
 
 def eval_folder(data_root: str) -> str:
     """The eval folder input; its default follows the dataset (the sibling ``eval`` folder)."""
-    default = results.default_eval_dir(data_root)
+    default = str(eval_dir_beside(data_root) or "")
     previous = st.session_state.get("t.eval_dir_default")
     if previous != default and st.session_state.get("t.eval_dir", previous) == previous:
         st.session_state["t.eval_dir"] = default  # still the old default: follow the new dataset
     st.session_state["t.eval_dir_default"] = default
-    return st.text_input("Eval folder for scoring", key=state.init_widget("t.eval_dir", default),
+    return st.text_input("Eval folder for scoring", key=init_widget("t.eval_dir", default),
                          placeholder="e.g. demo_data/eval",
                          help="Predicted with the best model after training (info.csv + images/); scored when "
                               "it has a gt.csv, as the demo's eval folder does.")
 
 
 def config(values: dict, data_root: str | None, runs) -> TrainConfig:
-    corrections = state.loaded().corrections
+    corrections = loaded().corrections
     if corrections == str(REPORTED_CORRECTIONS):
         corrections = "reported"
     return TrainConfig(data=data_root or "", out=str(runs), corrections=corrections,
@@ -115,7 +119,7 @@ def config(values: dict, data_root: str | None, runs) -> TrainConfig:
 
 def start(cfg: TrainConfig, runs) -> None:
     try:
-        launch.start(cfg, state.get_recipe(), runs)
+        launch.start(cfg, get_recipe(), runs)
     except launch.AlreadyRunning as exc:
         st.warning(str(exc))
     except OSError as exc:
@@ -134,14 +138,14 @@ def live(record: launch.Launch) -> None:
     if not now.live:
         st.rerun()  # finished meanwhile: draw the whole page again with the results
     st.subheader(f"Training {now.run_dir.name if now.run_dir else ''}".strip())
-    results.show_progress(now)
+    report.show_progress(now)
     if record.stop_requested:
         st.info("Stop requested: the trainer stops after its current batch and saves last.pt.")
     else:
         st.button("Stop", key="t.stop", on_click=request_stop, args=(record,), icon=":material/stop_circle:",
                   help="Stops after the current batch; the run keeps last.pt and can be resumed from the CLI.")
     if now.run_dir is not None:
-        results.show_curves(results.metrics_frame(now.run_dir), "t.live")
+        report.show_curves(metrics_frame(now.run_dir), "t.live")
     st.caption("The same training from the command line (in the repository root):")
     st.code(record.command, language="bash", wrap_lines=True)
 
@@ -153,23 +157,23 @@ def follow(record: launch.Launch, eval_dir: str) -> None:
         return
     if now.run_dir is None or not (now.run_dir / "config.json").is_file():  # ended before the trainer wrote one
         if now.state == "failed":
-            results.show_failure(now, "t.res")
+            report.show_failure(now)
         else:
             st.info(f"The last training {now.message}.")
         st.code(record.command, language="bash", wrap_lines=True)
         return
     st.subheader(f"Results: {now.run_dir.name}")
-    results.show(now.run_dir, "t.res", eval_dir)
+    report.show(now.run_dir, "t.res", eval_dir)
 
 
 st.title("Train & evaluate")
-runs = state.runs_dir()
+runs = runs_dir()
 st.subheader("Recipe")
 recipe_summary()
 st.subheader("Training")
 values = settings()
 data_root = dataset_for_training()
-eval_dir = eval_folder(data_root or state.loaded().root)
+eval_dir = eval_folder(data_root or loaded().root)
 cfg = config(values, data_root, runs)
 if st.button("Train & evaluate", key="t.start", type="primary", disabled=data_root is None,
              icon=":material/play_arrow:"):
