@@ -115,8 +115,12 @@ def _colour(x: torch.Tensor, cfg: Augment, g: torch.Generator) -> torch.Tensor:
     return x.clamp(0, 1)
 
 
-def _erase(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
-    """With probability p per sample, fill one random box with uniform noise."""
+def _erase(x: torch.Tensor, p: float, g: torch.Generator, pixels: torch.Generator | None = None) -> torch.Tensor:
+    """With probability p per sample, fill one random box with uniform noise.
+
+    The box comes from ``g`` (CPU); the noise from ``pixels`` on x's device when given, else
+    from ``g``. The box mask is built where x is, so no image-sized tensor crosses devices.
+    """
     n, c, h, w = x.shape
     on = torch.rand(n, generator=g) < p
     area = _uniform(n, *ERASE_AREA, g) * h * w
@@ -125,32 +129,42 @@ def _erase(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
     bw = torch.sqrt(area * ratio).clamp(1, w)
     top = torch.rand(n, generator=g) * (h - bh)
     left = torch.rand(n, generator=g) * (w - bw)
-    fill = torch.rand(n, c, h, w, generator=g).to(device=x.device, dtype=x.dtype)
-    ys = torch.arange(h).view(1, h, 1)
-    xs = torch.arange(w).view(1, 1, w)
+    fill = _rand(torch.rand, (n, c, h, w), g, pixels, x)
+    top, bh, left, bw, on = (t.to(x.device) for t in (top, bh, left, bw, on))
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
     box = ((ys >= top.view(n, 1, 1)) & (ys < (top + bh).view(n, 1, 1))
            & (xs >= left.view(n, 1, 1)) & (xs < (left + bw).view(n, 1, 1)) & on.view(n, 1, 1))
-    return torch.where(box.to(x.device).unsqueeze(1), fill, x)
+    return torch.where(box.unsqueeze(1), fill, x)
 
 
-def _noise(x: torch.Tensor, std: float, g: torch.Generator) -> torch.Tensor:
-    noise = torch.randn(x.shape, generator=g).to(device=x.device, dtype=x.dtype)
-    return (x + std * noise).clamp(0, 1)
+def _rand(draw, shape, g: torch.Generator, pixels: torch.Generator | None, x: torch.Tensor) -> torch.Tensor:
+    """An image-sized random tensor like x: from ``pixels`` on x's device, else from ``g`` on the CPU."""
+    if pixels is not None:
+        return draw(shape, generator=pixels, device=x.device, dtype=x.dtype)
+    return draw(shape, generator=g).to(device=x.device, dtype=x.dtype)
 
 
-def augment_batch(x: torch.Tensor, cfg: Augment, generator: torch.Generator) -> torch.Tensor:
+def _noise(x: torch.Tensor, std: float, g: torch.Generator, pixels: torch.Generator | None = None) -> torch.Tensor:
+    return (x + std * _rand(torch.randn, x.shape, g, pixels, x)).clamp(0, 1)
+
+
+def augment_batch(x: torch.Tensor, cfg: Augment, generator: torch.Generator,
+                  pixel_generator: torch.Generator | None = None) -> torch.Tensor:
     """Augment a batch: uint8 (N, H, W, 3) or float (N, 3, H, W) in [0, 1] -> float (N, 3, H, W).
 
     Per sample: horizontal flip, rotation/shift/zoom (one batched affine warp), brightness,
-    contrast and saturation jitter, one random erased box, Gaussian noise. Random numbers are
-    drawn on the CPU from ``generator`` in a fixed order, so the output is a function of the
-    input and the generator state (on any device).
+    contrast and saturation jitter, one random erased box, Gaussian noise. Random parameters
+    are drawn on the CPU from ``generator`` in a fixed order, so they are the same on any
+    device. Image-sized noise comes from ``pixel_generator`` (on x's device) when given, so a
+    GPU batch never waits for the CPU to draw millions of numbers; without it ``generator``
+    draws those too and the output is a function of the input and that one state.
     """
     x = to_float(x)
     x = _geometric(x, cfg, generator)
     x = _colour(x, cfg, generator)
     if cfg.erasing > 0:
-        x = _erase(x, cfg.erasing, generator)
+        x = _erase(x, cfg.erasing, generator, pixel_generator)
     if cfg.noise > 0:
-        x = _noise(x, cfg.noise, generator)
+        x = _noise(x, cfg.noise, generator, pixel_generator)
     return x

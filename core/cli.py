@@ -22,39 +22,40 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _progress_bar(label: str):
-    """A progress callback(done, total) for stderr.
+    """A progress callback(done, total) drawing a tqdm bar on stderr.
 
-    On a terminal it redraws one line, at most ten times a second. Redirected to a file (the
-    app's console.log, a CI log) it writes a plain line at each tenth of the way instead, so
-    the log stays readable and small.
+    On a terminal tqdm redraws one line, at most ten times a second (``mininterval``).
+    Redirected to a file (the app's console.log, a CI log) it writes a plain line, formatted
+    by tqdm, at each tenth of the way instead, so the log stays readable and small.
     """
-    start = time.monotonic()
-    tty = sys.stderr.isatty()
-    last = {"t": -1.0, "tenth": -1}
+    from tqdm import tqdm
 
-    def update(done: int, total: int) -> None:
-        frac = done / total if total else 1.0
-        now = time.monotonic()
-        finished = done >= total
-        if tty:
-            if not finished and now - last["t"] < 0.1:
-                return
-        else:
-            tenth = int(frac * 10)
-            if not finished and tenth == last["tenth"]:
-                return
-            last["tenth"] = tenth
-        last["t"] = now
-        elapsed = now - start
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        bar = "#" * int(frac * 30)
-        line = f"{label} [{bar:<30}] {done}/{total} {elapsed:5.1f}s eta {eta:5.1f}s"
-        sys.stderr.write(f"\r{line}" if tty else line + "\n")
-        if finished and tty:
-            sys.stderr.write("\n")
+    if sys.stderr.isatty():
+        state: dict = {"bar": None}
+
+        def redraw(done: int, total: int) -> None:
+            bar = state["bar"]
+            if bar is None or bar.total != total:
+                bar = state["bar"] = tqdm(total=total, desc=label, file=sys.stderr, mininterval=0.1,
+                                          dynamic_ncols=True)
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
+                state["bar"] = None
+
+        return redraw
+
+    start, last = time.monotonic(), {"tenth": -1}
+
+    def line(done: int, total: int) -> None:
+        tenth = int(10 * done / total) if total else 10
+        if tenth == last["tenth"] and done < total:
+            return
+        last["tenth"] = tenth
+        sys.stderr.write(tqdm.format_meter(done, total, time.monotonic() - start, prefix=label, ncols=90) + "\n")
         sys.stderr.flush()
 
-    return update
+    return line
 
 
 # ----------------------------------------------------------------------------- commands
@@ -128,12 +129,6 @@ def _corrections_arg(value: str | None) -> str | None:
 
 # ----------------------------------------------------------------------------- training
 
-TRAIN_FLAGS = ("data", "recipe", "model", "head", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler",
-               "loss", "focal_gamma", "smoothing", "accum_steps", "folds", "val_ratio", "seed", "device", "out",
-               "weights", "workers", "corrections")
-RESUME_FLAGS = ("device", "workers")  # the only settings a resumed run may change
-
-
 def _terminal_callbacks():
     """Train callbacks that draw progress on stderr (core itself never prints)."""
     from core.training import Callbacks
@@ -164,8 +159,9 @@ def _terminal_callbacks():
 def cmd_train(args) -> int:
     from core.runs import read_status
     from core.training import TrainConfig, train
+    from core.training.config import FLAG_FIELDS, RESUME_FLAGS
 
-    given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in FLAG_FIELDS if getattr(args, k) is not None}
     if args.resume:
         extra = sorted(set(given) - set(RESUME_FLAGS))
         if extra:
@@ -215,6 +211,23 @@ def cmd_evaluate(args) -> int:
 
 # ----------------------------------------------------------------------------- parser
 
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, with the help, type and default its metadata gives
+    (core.training.config.opt): the flags are defined once, there."""
+    from core.training.config import TrainConfig, flag_name, train_flags
+
+    default = TrainConfig()
+    for name, meta in train_flags():
+        value = getattr(default, name)
+        shown = f" (default: {value})" if value not in (None, "") and meta["type"] is not bool else ""
+        if meta["type"] is bool:
+            shown = f" (default: {'on' if value else 'off'})"
+            parser.add_argument(flag_name(name), action=argparse.BooleanOptionalAction, default=None,
+                                help=meta["help"] + shown)
+        else:
+            parser.add_argument(flag_name(name), type=meta["type"], default=None, help=meta["help"] + shown)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m core", description="Mask-status dataset explorer and trainer (command line).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -244,31 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_faces)
 
     t = sub.add_parser("train", help="train a model on a dataset with a recipe; writes a run directory")
-    t.add_argument("--data", help="dataset folder (competition train layout or one folder per class)")
-    t.add_argument("--recipe", help="recipe JSON file (default: the starter recipe for the dataset's layout, "
-                                    "core.recipe.starter_recipe)")
-    t.add_argument("--model", help="smallcnn (default: trains from scratch on a CPU in minutes), resnet18, resnet50, "
-                                   "resnext50_32x4d, densenet121, vgg16_bn or efficientnet_b0")
-    t.add_argument("--head", help="auto | flat | factorized (mask + gender + age logits; competition classes only)")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float, help="peak learning rate")
-    t.add_argument("--optimizer", help="sgd | adam | adamw")
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--scheduler", help="none | step | cosine | plateau")
-    t.add_argument("--loss", help="ce | focal | label_smoothing | f1")
-    t.add_argument("--focal-gamma", type=float)
-    t.add_argument("--smoothing", type=float, help="label-smoothing epsilon")
-    t.add_argument("--accum-steps", type=int, help="gradient accumulation: batches per optimiser step")
-    t.add_argument("--folds", type=int, help="K >= 2: train K models on person-level folds")
-    t.add_argument("--val-ratio", type=float, help="share of persons held out for validation")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--device", help="auto | cpu | cuda")
-    t.add_argument("--out", help="folder for run directories (default runs/)")
-    t.add_argument("--resume", help="run directory to continue from its last.pt")
-    t.add_argument("--weights", help="auto (ImageNet from the local torch hub cache if present), none, or a file")
-    t.add_argument("--workers", type=int, help="processes for preparing images")
-    t.add_argument("--corrections", help="label-corrections CSV, or 'reported' for the shipped list")
+    _add_train_flags(t)
+    t.add_argument("--resume", help="run directory to continue from its last.pt (only --device and --workers "
+                                    "may be given with it)")
     t.set_defaults(func=cmd_train)
 
     pr = sub.add_parser("predict", help="predict a folder with a run's best model; writes a CSV")

@@ -44,10 +44,8 @@ ACTIVE = "ACTIVE.json"
 LAUNCHES = ".launches"  # hidden: core.runs.list_runs only lists folders with a config.json
 LIVE = ("starting", "running")
 # Settings the app always writes into the command, so that it reads as a full description of
-# the run; any other TrainConfig field appears only when it differs from its default.
-ALWAYS = ("model", "epochs", "batch_size", "lr", "optimizer", "scheduler", "loss", "accum_steps", "folds")
-OPTIONAL = ("head", "weight_decay", "focal_gamma", "smoothing", "val_ratio", "seed", "device", "weights",
-            "workers", "corrections")
+# the run; any other TrainConfig flag appears only when it differs from its default.
+ALWAYS = ("model", "epochs", "batch_size", "lr", "optimizer", "scheduler", "loss", "accum_steps", "folds", "out")
 
 
 class AlreadyRunning(UserError):
@@ -92,18 +90,13 @@ class RunState:
 # ----------------------------------------------------------------------------- the command
 
 def train_argv(cfg, python: str = sys.executable) -> list[str]:
-    """``python -m core train ...`` for a TrainConfig whose ``recipe`` is a file path."""
-    from core.training import TrainConfig
+    """``python -m core train ...`` for a TrainConfig whose ``recipe`` is a file path
+    (core.training.config.train_argv, with only the changed settings and ALWAYS)."""
+    from core.training.config import train_argv as argv_of
 
     if not isinstance(cfg.recipe, (str, Path)):
         raise ValueError("train_argv needs cfg.recipe as a file path; start() writes the recipe first")
-    default = TrainConfig()
-    argv = [python, "-m", "core", "train", "--data", str(cfg.data), "--recipe", str(cfg.recipe)]
-    for name in ALWAYS + OPTIONAL:
-        value = getattr(cfg, name)
-        if name in ALWAYS or (value is not None and value != getattr(default, name)):
-            argv += ["--" + name.replace("_", "-"), str(value)]
-    return argv + ["--out", str(cfg.out)]
+    return argv_of(cfg, python=python, changed_only=True, always=ALWAYS)
 
 
 def command_line(argv: list[str]) -> str:

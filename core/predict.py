@@ -33,6 +33,14 @@ from core.runs import checkpoint_paths, load_checkpoint, read_config
 Log = Callable[[str], None]
 
 
+def _rows(images, idx: np.ndarray, device) -> torch.Tensor:
+    """uint8 rows on ``device``: from an ImageStore (core.training.batches) that may already
+    hold them there, or from a numpy array, copied as uint8 (not float: 4x fewer bytes)."""
+    if hasattr(images, "rows"):
+        return images.rows(idx)
+    return torch.from_numpy(np.ascontiguousarray(images[idx])).to(device)
+
+
 def predict_logits(model: nn.Module, images: np.ndarray, rows: np.ndarray | None = None, batch_size: int = 128,
                    device: torch.device | str = "cpu", channels_last: bool = False,
                    autocast=contextlib.nullcontext, tta: bool = False) -> np.ndarray:
@@ -47,7 +55,7 @@ def predict_logits(model: nn.Module, images: np.ndarray, rows: np.ndarray | None
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             idx = rows[start:start + batch_size]
-            x = normalize(to_float(torch.from_numpy(np.ascontiguousarray(images[idx])))).to(device)
+            x = normalize(to_float(_rows(images, idx, device)))
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast():
@@ -55,8 +63,8 @@ def predict_logits(model: nn.Module, images: np.ndarray, rows: np.ndarray | None
                 if tta:
                     probs = (logits.softmax(1) + model(x.flip(3)).float().softmax(1)) / 2
                     logits = probs.clamp_min(1e-12).log()
-            out.append(logits.cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+            out.append(logits)  # stays on the device: one copy back at the end, no sync per batch
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- the run

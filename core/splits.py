@@ -8,6 +8,7 @@ scores. Splits are stratified by class as far as the grouping allows.
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,22 @@ def person_folds(df: pd.DataFrame, k: int, seed: int = 0) -> list[tuple[np.ndarr
 
 
 def person_split(df: pd.DataFrame, val_ratio: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """One (train_idx, val_idx) split holding out about ``val_ratio`` of the persons."""
+    """One (train_idx, val_idx) split holding out ``val_ratio`` of the persons.
+
+    The ratio is written as a fraction m/k with k <= 20 (0.2 = 1/5, 0.4 = 2/5, 0.3 = 3/10),
+    and validation is m of k stratified person folds. (Taking one of round(1 / ratio) folds,
+    as before, turned 0.4 into 0.5.)
+    """
     if not 0.0 < val_ratio < 1.0:
         raise UserError(f"val-ratio must be between 0 and 1 (exclusive), got {val_ratio}")
-    k = max(2, int(round(1.0 / val_ratio)))
-    return person_folds(df, k, seed)[0]
+    n_groups = len(np.unique(_groups(df)))
+    share = Fraction(val_ratio).limit_denominator(min(20, max(2, n_groups)))
+    m, k = share.numerator, share.denominator
+    if m == 0 or m == k:
+        raise UserError(f"val-ratio {val_ratio} leaves {'no' if m == 0 else 'every'} person for validation among "
+                        f"{n_groups} persons; choose a ratio between {1 / n_groups:.2f} and {1 - 1 / n_groups:.2f}")
+    folds = person_folds(df, k, seed)
+    if m == 1:
+        return folds[0]
+    val = np.sort(np.concatenate([va for _, va in folds[:m]]))
+    return np.setdiff1d(np.arange(len(df)), val), val

@@ -1,21 +1,27 @@
 """TrainConfig: every training setting with its default and why, its validation, and how
-a config resolves (recipe, head, device) and is written back as a command."""
+a config resolves (device defaults, recipe, head, device) and is written back as a command.
+
+Each field says its facts once, in its metadata (see :func:`opt`): the help text, the
+allowed choices or bounds, and whether it is a command-line flag. The ``train`` parser
+(core.cli), the app's launch command (core.launch) and the command recorded in a run's
+config.json are all generated from them by :func:`train_flags` and :func:`train_argv`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 
 from core.errors import UserError
 from core.labels import CLASS_NAMES
 from core.losses import LOSSES
-from core.models import HEADS, check_model_name
+from core.models import HEADS, MODEL_HELP, WEIGHTS_HELP, check_model_name
 from core.recipe import Recipe, starter_recipe
 from core.runs import read_json, run_path
 
@@ -24,42 +30,111 @@ SCHEDULERS = ("none", "step", "cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def opt(help: str, *, type: type = str, choices: Iterable | None = None, low: float | None = None,
+        above: float | None = None, below: float | None = None, flag: bool = True) -> dict:
+    """Field metadata: the flag's help, its type, the allowed choices or bounds.
+
+    ``low`` is an inclusive lower bound, ``above``/``below`` exclusive ones. ``flag=False``
+    keeps a field off the command line (``resume`` has its own rules).
+    """
+    return {"help": help, "type": type, "choices": tuple(choices) if choices is not None else None,
+            "low": low, "above": above, "below": below, "flag": flag}
+
+
+# Settings that follow the device when left as None. On the CPU the small CNN is the one that
+# trains the demo set to its target within minutes on 2 cores (README "Default training").
+# On a GPU an ImageNet-pretrained torchvision backbone at a larger input and batch is the
+# usual competition choice; compute is cheap there, and pretrained features need fewer epochs.
+DEVICE_DEFAULTS = {
+    "cpu": {"model": "smallcnn", "epochs": 20, "batch_size": 16, "lr": 2e-3, "input_size": None,
+            "why": "no GPU: the small CNN trains from scratch to macro F1 >= 0.95 on the demo within minutes on 2 cores"},
+    "cuda": {"model": "resnet18", "epochs": 12, "batch_size": 64, "lr": 1e-3, "input_size": (128, 128),
+             "why": "GPU: an ImageNet-pretrained resnet18 at 128x128, batch 64 (weights from the torch hub cache "
+                    "or a download; from scratch if neither works)"},
+}
+
+
 @dataclass
 class TrainConfig:
-    data: str = ""  # dataset folder: competition train layout or one folder per class
-    recipe: str | dict | None = None  # recipe JSON file, a recipe dict (the app), or None: defaults
-    # smallcnn trains the demo set to its target in minutes on a CPU; resnet18 at the same input
-    # is ~6x slower per image (see core.models.SmallCNN); use a torchvision backbone on a GPU.
-    model: str = "smallcnn"
+    data: str = field(default="", metadata=opt("dataset folder (competition train layout or one folder per class)"))
+    recipe: str | dict | None = field(default=None, metadata=opt(
+        "recipe JSON file (default: the starter recipe for the dataset's layout, core.recipe.starter_recipe)"))
+    # None: the device's default (DEVICE_DEFAULTS); smallcnn on a CPU, a pretrained resnet18 on a GPU
+    model: str | None = field(default=None, metadata=opt(
+        f"{MODEL_HELP}; default: smallcnn on a CPU, resnet18 on a GPU"))
     # auto: factorized (mask + gender + age logits, see core.models.FactorizedHead) for the
     # competition's 18 classes, flat for other datasets
-    head: str = "auto"
-    epochs: int = 20  # the demo set converges from scratch in ~20 epochs (3.5-4.5 min on 2 CPU cores)
-    batch_size: int = 16  # small batches: more optimiser steps per epoch on a small dataset
-    lr: float = 2e-3  # peak learning rate (after warm-up with the cosine schedule)
-    optimizer: str = "adamw"  # sgd (momentum 0.9) | adam | adamw: adamw converges fastest from scratch
-    weight_decay: float = 0.05  # decoupled (adamw) or L2 (sgd, adam) weight decay; curbs overfitting
-    scheduler: str = "cosine"  # none | step | cosine (per step, with warm-up) | plateau (on val macro F1)
-    loss: str = "ce"  # ce | focal | label_smoothing | f1
-    focal_gamma: float = 2.0  # focal loss focusing strength
-    smoothing: float = 0.1  # label-smoothing epsilon
-    accum_steps: int = 1  # gradient accumulation: one optimiser step per this many batches
-    folds: int = 0  # 0 or 1: one person-level split; K >= 2: K models on person-level folds
-    val_ratio: float = 0.2  # share of persons held out when folds < 2
-    seed: int = 0  # seeds splits, initialisation, epoch order and augmentation
-    device: str = "auto"  # auto (cuda when available) | cpu | cuda
-    out: str = "runs"  # where run directories are created
-    resume: str | None = None  # a run directory to continue from its last.pt
-    weights: str = "auto"  # auto: ImageNet from the local torch hub cache if present | none | a file
-    workers: int = 0  # processes for building the image cache; 0: 2 for large datasets
-    corrections: str | None = None  # label-corrections CSV, or "reported" for the shipped list
-    amp: bool = True  # mixed precision (torch.autocast) on cuda; ignored on cpu
-    channels_last: bool = True  # NHWC memory format: faster convolutions on CPU (oneDNN) and GPU
-    warmup_epochs: float = 1.0  # linear warm-up length for the cosine schedule (capped at 10% of steps)
-    ema_epochs: float = 0.5  # validate/save an average of the weights over this many epochs (0: off)
+    head: str = field(default="auto", metadata=opt(
+        "auto | flat | factorized (mask + gender + age logits; competition classes only)",
+        choices=("auto", *HEADS)))
+    # None: the device's default; the demo set converges from scratch in ~20 epochs on a CPU
+    epochs: int | None = field(default=None, metadata=opt("epochs (default: 20 on a CPU, 12 on a GPU)",
+                                                          type=int, low=1))
+    # None: the device's default; small batches give more optimiser steps on a small dataset
+    batch_size: int | None = field(default=None, metadata=opt(
+        "images per batch and per process (default: 16 on a CPU, 64 on a GPU)", type=int, low=1))
+    # None: the device's default; the peak learning rate (after warm-up with the cosine schedule)
+    lr: float | None = field(default=None, metadata=opt(
+        "peak learning rate (default: 2e-3 on a CPU, 1e-3 on a GPU)", type=float, above=0.0))
+    # adamw converges fastest from scratch; sgd uses momentum 0.9
+    optimizer: str = field(default="adamw", metadata=opt("sgd | adam | adamw", choices=OPTIMIZERS))
+    # decoupled (adamw) or L2 (sgd, adam) weight decay; curbs overfitting
+    weight_decay: float = field(default=0.05, metadata=opt("weight decay", type=float, low=0.0))
+    # cosine steps per optimiser step with warm-up; plateau follows the validation macro F1
+    scheduler: str = field(default="cosine", metadata=opt("none | step | cosine | plateau", choices=SCHEDULERS))
+    loss: str = field(default="ce", metadata=opt("ce | focal | label_smoothing | f1", choices=LOSSES))
+    focal_gamma: float = field(default=2.0, metadata=opt("focal loss focusing strength", type=float, low=0.0))
+    smoothing: float = field(default=0.1, metadata=opt("label-smoothing epsilon, in [0, 1)", type=float, low=0.0,
+                                                       below=1.0))
+    # gradient accumulation: one optimiser step per this many batches
+    accum_steps: int = field(default=1, metadata=opt("batches per optimiser step (gradient accumulation)",
+                                                     type=int, low=1))
+    # 0 or 1: one person-level split; K >= 2: K models on person-level folds
+    folds: int = field(default=0, metadata=opt("K >= 2: train K models on person-level folds", type=int, low=0))
+    val_ratio: float = field(default=0.2, metadata=opt(
+        "share of persons held out for validation when folds < 2", type=float, above=0.0, below=1.0))
+    seed: int = field(default=0, metadata=opt("seeds splits, initialisation, epoch order and augmentation", type=int))
+    device: str = field(default="auto", metadata=opt("auto (cuda when available) | cpu | cuda", choices=DEVICES))
+    out: str = field(default="runs", metadata=opt("folder for run directories"))
+    resume: str | None = field(default=None, metadata=opt("run directory to continue from its last.pt", flag=False))
+    weights: str = field(default="auto", metadata=opt(WEIGHTS_HELP))
+    # 0: every core this process may use (os.sched_getaffinity)
+    workers: int = field(default=0, metadata=opt("processes for preparing images (0: every usable core)",
+                                                 type=int, low=0))
+    corrections: str | None = field(default=None, metadata=opt(
+        "label-corrections CSV (person,field,value), or 'reported' for the shipped list"))
+    amp: bool = field(default=True, metadata=opt("mixed precision (bf16/fp16 autocast) on cuda; ignored on cpu",
+                                                 type=bool))
+    # NHWC memory format: faster convolutions on CPU (oneDNN) and GPU (tensor cores)
+    channels_last: bool = field(default=True, metadata=opt("channels-last (NHWC) memory format", type=bool))
+    warmup_epochs: float = field(default=1.0, metadata=opt(
+        "linear warm-up of the cosine schedule, in epochs (capped at 10%% of the steps)", type=float, low=0.0))
+    ema_epochs: float = field(default=0.5, metadata=opt(
+        "validate and save an average of the weights over this many epochs (0: off)", type=float, low=0.0))
+    # torch.compile the model: off by default until a benchmark shows it faster (bench/bench_train.py --compile)
+    compile: bool = field(default=False, metadata=opt("torch.compile the model (slow first epoch)", type=bool))
+    # On cuda the uint8 image cache is copied to the GPU once when it takes at most this share
+    # of the free GPU memory; otherwise it stays in pinned host memory and each batch is copied.
+    device_cache: float = field(default=0.5, metadata=opt(
+        "on cuda, keep the image cache on the GPU when it fits in this share of free GPU memory (0: never)",
+        type=float, low=0.0, below=1.0))
 
 
-# ----------------------------------------------------------------------------- config
+FLAG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag", True))
+RESUME_FLAGS = ("device", "workers")  # the only settings a resumed run may change
+
+
+def flag_name(name: str) -> str:
+    """--batch-size for batch_size."""
+    return "--" + name.replace("_", "-")
+
+
+def train_flags() -> list[tuple[str, dict]]:
+    """(field name, metadata) of every TrainConfig field that is a command-line flag."""
+    return [(f.name, dict(f.metadata)) for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag", True)]
+
+
+# ----------------------------------------------------------------------------- validation
 
 def check_choice(option: str, value, allowed: Iterable) -> None:
     allowed = tuple(allowed)
@@ -67,43 +142,65 @@ def check_choice(option: str, value, allowed: Iterable) -> None:
         raise UserError(f"--{option} {value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
 
 
-def _at_least(option: str, value, low) -> None:
-    if value < low:
-        raise UserError(f"--{option} must be >= {low}, got {value}")
+def _check_field(name: str, value: Any, meta: dict) -> None:
+    """The field's own rule from its metadata; None (a device default) is always allowed."""
+    if value is None:
+        return
+    option = name.replace("_", "-")
+    if meta.get("choices"):
+        check_choice(option, value, meta["choices"])
+    if meta["type"] in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UserError(f"--{option} must be a number, got {value!r}")
+        if meta["low"] is not None and value < meta["low"]:
+            raise UserError(f"--{option} must be >= {meta['low']}, got {value}")
+        if meta["above"] is not None and not value > meta["above"]:
+            raise UserError(f"--{option} must be > {meta['above']}, got {value}")
+        if meta["below"] is not None and not value < meta["below"]:
+            raise UserError(f"--{option} must be < {meta['below']}, got {value}")
 
 
 def validate_config(cfg: TrainConfig) -> None:
     """Raise UserError naming the option, the value and what is allowed."""
-    check_model_name(cfg.model)
-    check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
-    check_choice("scheduler", cfg.scheduler, SCHEDULERS)
-    check_choice("loss", cfg.loss, LOSSES)
-    check_choice("device", cfg.device, DEVICES)
-    check_choice("head", cfg.head, ("auto", *HEADS))
-    _at_least("epochs", cfg.epochs, 1)
-    _at_least("batch-size", cfg.batch_size, 1)
-    _at_least("accum-steps", cfg.accum_steps, 1)
-    _at_least("folds", cfg.folds, 0)
-    _at_least("workers", cfg.workers, 0)
-    _at_least("weight-decay", cfg.weight_decay, 0.0)
-    _at_least("ema-epochs", cfg.ema_epochs, 0.0)
-    _at_least("focal-gamma", cfg.focal_gamma, 0.0)
-    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-        raise UserError(f"--lr must be a positive number, got {cfg.lr}")
-    if not 0.0 < cfg.val_ratio < 1.0:
-        raise UserError(f"--val-ratio must be between 0 and 1 (exclusive), got {cfg.val_ratio}")
-    if not 0.0 <= cfg.smoothing < 1.0:
-        raise UserError(f"--smoothing must be in [0, 1), got {cfg.smoothing}")
+    for f in dataclasses.fields(cfg):
+        _check_field(f.name, getattr(cfg, f.name), dict(f.metadata))
+    if cfg.model is not None:
+        check_model_name(cfg.model)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
     if not cfg.data:
         raise UserError("--data is required: the dataset folder to train on")
 
 
-def resolve_recipe(recipe: str | dict | Recipe | None, layout: str | None = None) -> Recipe:
-    """The run's recipe; with none given, the starting recipe for the dataset's layout."""
+# ----------------------------------------------------------------------------- resolving
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def device_defaults(device: str | torch.device = "auto") -> dict:
+    """The model, epochs, batch size, learning rate and starter input size a device gets by
+    default, and ``why`` (for the app and the run's log)."""
+    kind = resolve_device(device).type if isinstance(device, str) else device.type
+    return dict(DEVICE_DEFAULTS["cuda" if kind == "cuda" else "cpu"])
+
+
+def with_device_defaults(cfg: TrainConfig, device: torch.device) -> TrainConfig:
+    """``cfg`` with every field left as None filled from :func:`device_defaults`."""
+    defaults = device_defaults(device)
+    return dataclasses.replace(cfg, **{k: defaults[k] for k in ("model", "epochs", "batch_size", "lr")
+                                       if getattr(cfg, k) is None})
+
+
+def resolve_recipe(recipe: str | dict | Recipe | None, layout: str | None = None,
+                   input_size: tuple[int, int] | None = None) -> Recipe:
+    """The run's recipe; with none given, the starting recipe for the dataset's layout
+    (at ``input_size`` when given: the device's default input)."""
     if recipe is None:
-        return starter_recipe(layout)
+        start = starter_recipe(layout)
+        return start.replace(input_size=tuple(input_size)) if input_size else start
     if isinstance(recipe, Recipe):
         return recipe
     if isinstance(recipe, dict):
@@ -117,12 +214,6 @@ def resolve_head(head: str, class_names: list[str]) -> str:
     return "factorized" if list(class_names) == list(CLASS_NAMES) else "flat"
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def config_dict(cfg: TrainConfig) -> dict:
     d = dataclasses.asdict(cfg)
     if isinstance(cfg.recipe, Recipe):
@@ -130,22 +221,35 @@ def config_dict(cfg: TrainConfig) -> dict:
     return d
 
 
+# ----------------------------------------------------------------------------- the command
+
+def train_argv(cfg: TrainConfig, recipe_file: str | Path | None = None, python: str = "python",
+               changed_only: bool = False, always: Iterable[str] = ()) -> list[str]:
+    """``python -m core train ...`` for ``cfg``: every flag field, or with ``changed_only``
+    those that differ from TrainConfig's defaults plus ``always``. None values are left out
+    (they mean "the default"). ``recipe_file`` stands in for a recipe that is not a path."""
+    default = TrainConfig()
+    recipe = cfg.recipe if isinstance(cfg.recipe, (str, Path)) else recipe_file
+    argv = [python, "-m", "core", "train", "--data", str(cfg.data)]
+    if recipe is not None:
+        argv += ["--recipe", str(recipe)]
+    for name, meta in train_flags():
+        value = getattr(cfg, name)
+        if name in ("data", "recipe") or value is None:
+            continue
+        if changed_only and name not in always and value == getattr(default, name):
+            continue
+        if meta["type"] is bool:
+            argv.append(flag_name(name) if value else "--no-" + name.replace("_", "-"))
+        else:
+            argv += [flag_name(name), str(value)]
+    return argv
+
+
 def cli_command(cfg: TrainConfig, recipe_file: Path) -> str:
-    """The ``python -m core train`` command that repeats this run."""
-    recipe = cfg.recipe if isinstance(cfg.recipe, str) else str(recipe_file)
-    args = ["python", "-m", "core", "train", "--data", cfg.data, "--recipe", recipe, "--model", cfg.model,
-            "--head", cfg.head, "--epochs", cfg.epochs, "--batch-size", cfg.batch_size, "--lr", cfg.lr,
-            "--optimizer", cfg.optimizer, "--weight-decay", cfg.weight_decay, "--scheduler", cfg.scheduler,
-            "--loss", cfg.loss, "--accum-steps", cfg.accum_steps, "--folds", cfg.folds,
-            "--val-ratio", cfg.val_ratio, "--seed", cfg.seed, "--device", cfg.device, "--out", cfg.out,
-            "--weights", cfg.weights]
-    if cfg.loss == "focal":
-        args += ["--focal-gamma", cfg.focal_gamma]
-    if cfg.loss == "label_smoothing":
-        args += ["--smoothing", cfg.smoothing]
-    if cfg.corrections:
-        args += ["--corrections", cfg.corrections]
-    return shlex.join(str(a) for a in args)
+    """The ``python -m core train`` command that repeats this run: every setting spelled out,
+    so it still repeats the run if a default changes."""
+    return shlex.join(train_argv(cfg, recipe_file))
 
 
 def resume_config(run: str | Path, device: str = "auto", workers: int = 0) -> TrainConfig:

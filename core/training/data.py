@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -48,3 +49,33 @@ def make_splits(df: pd.DataFrame, folds: int, val_ratio: float, seed: int) -> li
     if folds >= 2:
         return person_folds(df, folds, seed)
     return [person_split(df, val_ratio, seed)]
+
+
+# ----------------------------------------------------------------------------- resume checks
+
+FILES = "dataset_files.csv"  # in the run directory: what the run trained on, for --resume
+
+
+def dataset_files(df: pd.DataFrame, splits: list[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """One row per training image: path, size in bytes, label, and its validation fold
+    (the split it is held out in; -1 for none), so a resume can tell what changed."""
+    fold = np.full(len(df), -1, dtype=np.int64)
+    for k, (_, val) in enumerate(splits):
+        fold[val] = k
+    sizes = [Path(p).stat().st_size if Path(p).is_file() else -1 for p in df["path"]]
+    return pd.DataFrame({"path": df["path"].astype(str).to_numpy(), "size": sizes,
+                         "label": df["label"].to_numpy(np.int64), "val_fold": fold})
+
+
+def describe_changes(before: pd.DataFrame, now: pd.DataFrame) -> str | None:
+    """What differs between two :func:`dataset_files` tables, in one line; None when nothing."""
+    old, new = before.set_index("path"), now.set_index("path")
+    added, removed = new.index.difference(old.index), old.index.difference(new.index)
+    both = old.index.intersection(new.index)
+    o, n = old.loc[both], new.loc[both]
+    resized, relabelled = both[(o["size"] != n["size"]).to_numpy()], both[(o["label"] != n["label"]).to_numpy()]
+    moved = both[(o["val_fold"] != n["val_fold"]).to_numpy()]
+    parts = [f"{len(ix)} {what} (e.g. {ix[0]})" for ix, what in
+             ((added, "images added"), (removed, "images removed"), (resized, "images changed in size"),
+              (relabelled, "labels changed"), (moved, "images moved to another validation split")) if len(ix)]
+    return "; ".join(parts) or None

@@ -51,7 +51,7 @@ def train_steps(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
                 optimizer: torch.optim.Optimizer, accum_steps: int, n_batches: int, start: int = 0, *,
                 autocast=contextlib.nullcontext, scaler=None,
                 after_step: Callable[[], None] | None = None,
-                after_batch: Callable[[int, float, int], None] | None = None,
+                after_batch: Callable[[int, torch.Tensor, int], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> int:
     """Train on ``batches`` (batch ``start`` .. ``n_batches - 1`` of an epoch); return the next index.
 
@@ -82,7 +82,7 @@ def train_steps(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
             if after_step:
                 after_step()
         if after_batch:
-            after_batch(b, float(loss.detach()), len(y))
+            after_batch(b, loss.detach(), len(y))  # a tensor: reading it would wait for the device
         if end_of_group and should_stop and next_batch < n_batches and should_stop():
             break
     return next_batch
@@ -107,7 +107,8 @@ class WeightEMA:
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._floats: tuple[list, list] = ([], [])  # (averaged, live) floating-point tensors
+        self._others: tuple[list, list] = ([], [])  # integer buffers (num_batches_tracked): copied
         self._source: nn.Module | None = None
 
     @torch.no_grad()
@@ -116,13 +117,16 @@ class WeightEMA:
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         if model is not self._source:  # state_dict() walks every module: once per model, not per step
             # (its tensors share storage with the weights, which training updates in place)
-            self._pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+            pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+            self._floats = ([a for a, _ in pairs if a.is_floating_point()], [n for a, n in pairs if a.is_floating_point()])
+            self._others = ([a for a, _ in pairs if not a.is_floating_point()],
+                            [n for a, n in pairs if not a.is_floating_point()])
             self._source = model
-        for avg, new in self._pairs:
-            if avg.is_floating_point():
-                avg.lerp_(new, 1 - d)
-            else:
-                avg.copy_(new)
+        # One fused kernel per list on a GPU (torch._foreach_*), not one launch per tensor.
+        if self._floats[0]:
+            torch._foreach_lerp_(self._floats[0], self._floats[1], 1 - d)
+        if self._others[0]:
+            torch._foreach_copy_(self._others[0], self._others[1])
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "updates": self.updates}

@@ -20,6 +20,7 @@ import torch
 
 from core import __version__
 from core.recipe import Recipe
+from core.errors import UserError
 from core.runs import RunWriter, new_run_dir, stop_requested
 from core.training.callbacks import Callbacks, Stopped, emit
 from core.training.checkpoint import resume_points
@@ -27,12 +28,15 @@ from core.training.config import (
     TrainConfig,
     cli_command,
     config_dict,
+    device_defaults,
     resolve_device,
     resolve_recipe,
     resume_config,
     validate_config,
+    with_device_defaults,
 )
-from core.training.data import TrainData, load_images, make_splits, scan_labelled
+from core.training.data import (FILES, TrainData, dataset_files, describe_changes, load_images, make_splits,
+                                scan_labelled)
 from core.training.trainer import Trainer
 
 # ----------------------------------------------------------------------------- entry point
@@ -78,18 +82,42 @@ def _set_threads(device: torch.device, cfg: TrainConfig) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def _resolve(config: TrainConfig) -> tuple[TrainConfig, torch.device, str | None]:
+    """The config a run follows: resumed from its run directory, or the one given with its
+    data path made absolute and the device's defaults filled in (and why, for the log)."""
+    if config.resume:
+        cfg = resume_config(config.resume, config.device, config.workers)
+        validate_config(cfg)
+        return cfg, resolve_device(cfg.device), None
+    cfg = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()) if config.data else "")
+    validate_config(cfg)
+    device = resolve_device(cfg.device)
+    left = [k for k in ("model", "epochs", "batch_size", "lr") if getattr(cfg, k) is None]
+    why = device_defaults(device)["why"] if left else None
+    return with_device_defaults(cfg, device), device, why
+
+
+def _check_resume(run_dir: Path, files: pd.DataFrame) -> None:
+    """Refuse to resume on other data than the run started with (or another person split)."""
+    before = run_dir / FILES
+    if not before.is_file():
+        return  # a run from before this check was recorded
+    change = describe_changes(pd.read_csv(before, keep_default_na=False), files)
+    if change:
+        raise UserError(f"{run_dir}: cannot resume: the dataset changed since the run started: {change}; "
+                        "restore it, or start a new run")
+
+
 def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
     """Train as ``config`` says; return the run directory (see core.runs for its files)."""
     callbacks = list(callbacks)
-    if config.resume:
-        cfg = resume_config(config.resume, config.device, config.workers)
-    else:
-        cfg = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()) if config.data else "")
-    validate_config(cfg)
-    device = resolve_device(cfg.device)
+    cfg, device, why = _resolve(config)
     ds, df = scan_labelled(cfg.data, cfg.corrections)
-    recipe = resolve_recipe(cfg.recipe, ds.layout)
+    recipe = resolve_recipe(cfg.recipe, ds.layout, device_defaults(device)["input_size"] if why else None)
     splits = make_splits(df, cfg.folds, cfg.val_ratio, cfg.seed)
+    files = dataset_files(df, splits)
+    if cfg.resume:
+        _check_resume(Path(cfg.resume), files)
     lasts = resume_points(Path(cfg.resume), cfg.folds) if cfg.resume else {}
     run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg.out, cfg.model)
     writer = RunWriter(run_dir)
@@ -100,31 +128,19 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
                           batch=0, n_batches=0, eta_s=None, started=time.time())
             if not cfg.resume:
                 _write_config(writer, cfg, recipe, ds, df, splits)
+                writer.write_csv(FILES, files)
             else:
                 writer.rewrite_metrics([r for fold in sorted(lasts) for r in lasts[fold]["state"]["history"]])
                 (run_dir / "STOP").unlink(missing_ok=True)
             _set_threads(device, cfg)
             log = lambda text: (writer.log(text), emit(callbacks, "on_message", text))  # noqa: E731
             log(f"resuming {run_dir}" if cfg.resume else f"run {run_dir}: {len(df)} images, device {device}")
-            images = load_images(df, recipe, cfg.workers, log,
-                                 lambda d, t: (switch.check(), emit(callbacks, "on_cache_progress", d, t),
-                                               writer.status(message=f"preparing images {d}/{t}")))
-            switch.check()
-            data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names))
-            trainer = Trainer(cfg, recipe, data, writer, callbacks, device)
-            emit(callbacks, "on_train_start", {"run_dir": str(run_dir), "folds": len(splits), "epochs": cfg.epochs,
-                                    "train_images": [len(t) for t, _ in splits], "val_images": [len(v) for _, v in splits]})
-            switch.trainer = trainer
-            summary = trainer.run(splits, lasts)
+            if why:
+                log(f"defaults for this device: {cfg.model}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+                    f"lr {cfg.lr:g} ({why})")
+            summary = _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, log)
     except Stopped:
-        if any(run_dir.glob("**/last.pt")):
-            message = "stopped; continue with: python -m core train --resume " + shlex.quote(str(run_dir))
-        else:
-            message = "stopped before the first epoch ended; nothing to resume, start a new run"
-        writer.status(state="stopped", message=message, force=True)
-        writer.log("stopped on request")
-        emit(callbacks, "on_train_end", {"state": "stopped", "run_dir": str(run_dir)})
-        return run_dir
+        return _stopped(run_dir, writer, callbacks)
     except KeyboardInterrupt:
         writer.status(state="stopped", message="interrupted", force=True)
         raise
@@ -135,6 +151,32 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
     writer.status(state="done", message=f"done: {summary['scope']} macro F1 {summary['macro_f1']:.4f}",
                   eta_s=0, result=summary, force=True)
     emit(callbacks, "on_train_end", {"state": "done", "run_dir": str(run_dir), **summary})
+    return run_dir
+
+
+def _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, log) -> dict:
+    """Prepare the images, then train every fold; the summary of the run."""
+    images = load_images(df, recipe, cfg.workers, log,
+                         lambda d, t: (switch.check(), emit(callbacks, "on_cache_progress", d, t),
+                                       writer.status(message=f"preparing images {d}/{t}")))
+    switch.check()
+    data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names))
+    trainer = Trainer(cfg, recipe, data, writer, callbacks, device)
+    emit(callbacks, "on_train_start", {"run_dir": str(writer.dir), "folds": len(splits), "epochs": cfg.epochs,
+                                       "train_images": [len(t) for t, _ in splits],
+                                       "val_images": [len(v) for _, v in splits]})
+    switch.trainer = trainer
+    return trainer.run(splits, lasts)
+
+
+def _stopped(run_dir: Path, writer: RunWriter, callbacks: list) -> Path:
+    if any(run_dir.glob("**/last.pt")):
+        message = "stopped; continue with: python -m core train --resume " + shlex.quote(str(run_dir))
+    else:
+        message = "stopped before the first epoch ended; nothing to resume, start a new run"
+    writer.status(state="stopped", message=message, force=True)
+    writer.log("stopped on request")
+    emit(callbacks, "on_train_end", {"state": "stopped", "run_dir": str(run_dir)})
     return run_dir
 
 

@@ -21,7 +21,7 @@ from core.predict import predict_logits
 from core.recipe import Recipe
 from core.runs import RunWriter, fold_dirs, load_checkpoint, stop_requested
 from core.sampling import oversample, smote_features
-from core.training.batches import BatchSource, epoch_batches
+from core.training.batches import BatchSource, ImageStore, epoch_batches
 from core.training.callbacks import Callbacks, Stopped, emit
 from core.training.checkpoint import (
     FoldState,
@@ -40,6 +40,25 @@ from core.training.optim import (
 )
 
 
+# On a GPU, at most ten progress callbacks a second: each reads the loss, which makes the host
+# wait for the device. On the CPU every batch reports (reading a loss costs nothing there).
+PROGRESS_EVERY_S = 0.1
+
+
+class Ticker:
+    """True at most once per ``every`` seconds, and always for the last call."""
+
+    def __init__(self, every: float):
+        self.every, self.last = every, -math.inf
+
+    def __call__(self, last: bool = False) -> bool:
+        now = time.monotonic()
+        if last or now - self.last >= self.every:
+            self.last = now
+            return True
+        return False
+
+
 @dataclass
 class FoldRun:
     """Everything that trains one fold's model."""
@@ -56,6 +75,10 @@ class FoldRun:
     source: BatchSource
     n_batches: int
     state: FoldState
+    step_model: nn.Module | None = None  # what the train step calls: torch.compile(model) with --compile
+
+    def __post_init__(self):
+        self.step_model = self.step_model or self.model
 
     @property
     def evaluated(self) -> nn.Module:
@@ -98,6 +121,8 @@ class Trainer:
         self.callbacks, self.device = callbacks, device
         self.stop_flag = False
         self.num_classes = len(data.class_names)
+        # Where batches are gathered from: on a GPU the cache moves there once (ImageStore).
+        self.store = ImageStore.place(data.images, device, cfg.device_cache)
         self.head = resolve_head(cfg.head, data.class_names)
         self._t0 = time.monotonic()
         self._done_batches = 0  # batches run by this process (for the ETA)
@@ -146,7 +171,7 @@ class Trainer:
             self.message(f"oversampling: {note}")
         if s.method != "none":
             self.message(f"oversampling ({s.method}): {len(labels)} -> {len(plan)} training samples")
-        return BatchSource(self.data.images, train_rows[plan.a], train_rows[plan.b], plan.gap,
+        return BatchSource(self.store, train_rows[plan.a], train_rows[plan.b], plan.gap,
                            plan.labels.astype(np.int64), self.recipe.augment, self.cfg.seed, self.device,
                            self.cfg.channels_last)
 
@@ -157,7 +182,7 @@ class Trainer:
         ``tta`` averages in the mirrored images as predict does; the final report uses it, the
         per-epoch validation skips it (half the cost).
         """
-        logits = predict_logits(model, self.data.images, rows, max(64, self.cfg.batch_size * 2), self.device,
+        logits = predict_logits(model, self.store, rows, max(64, self.cfg.batch_size * 2), self.device,
                                 self.cfg.channels_last, self._autocast(), tta=tta)
         y = self.data.labels[rows]
         with torch.inference_mode():
@@ -184,7 +209,7 @@ class Trainer:
         ema = WeightEMA(model, ema_decay(cfg.ema_epochs, steps_per_epoch)) if cfg.ema_epochs > 0 else None
         run = FoldRun(fold, sub, model, ema, optimizer, scheduler, per_step, scaler,
                       build_loss(cfg.loss, self.num_classes, cfg.focal_gamma, cfg.smoothing), source, n_batches,
-                      FoldState(fold=fold))
+                      FoldState(fold=fold), torch.compile(model) if cfg.compile else None)
         if last:
             run.restore(last)
         else:
@@ -233,21 +258,29 @@ class Trainer:
         self.writer.status(state="running", fold=run.fold, epoch=epoch + 1, epochs=cfg.epochs, batch=state.next_batch,
                            n_batches=n_batches, message=f"training epoch {epoch + 1}", force=True)
 
-        def after_batch(b: int, loss: float, n: int) -> None:
-            state.loss_sum += loss * n
+        # The loss sum stays on the device (float64, so it equals a Python float sum): reading a
+        # loss forces the host to wait for the GPU, so it is read only at a progress tick.
+        total = torch.tensor(state.loss_sum, dtype=torch.float64, device=self.device)
+        tick = Ticker(PROGRESS_EVERY_S if self.device.type == "cuda" else 0.0)  # on a CPU reading is free
+
+        def after_batch(b: int, loss: torch.Tensor, n: int) -> None:
+            total.add_(loss.double() * n)
             state.seen += n
             self._done_batches += 1
-            self.emit("on_batch_end", epoch, b, n_batches, loss)
-            self.writer.status(batch=b + 1, eta_s=round(self._eta(), 1), loss=loss)
+            if tick(last=b + 1 == n_batches):
+                value = float(loss)
+                self.emit("on_batch_end", epoch, b, n_batches, value)
+                self.writer.status(batch=b + 1, eta_s=round(self._eta(), 1), loss=value)
 
         batches = run.source.stream(order, run.fold, epoch, state.next_batch)
         try:
             state.next_batch = train_steps(
-                run.model, batches, run.criterion, run.optimizer, cfg.accum_steps, n_batches, state.next_batch,
+                run.step_model, batches, run.criterion, run.optimizer, cfg.accum_steps, n_batches, state.next_batch,
                 autocast=self._autocast(), scaler=run.scaler, after_step=run.after_step, after_batch=after_batch,
                 should_stop=self.should_stop)
         finally:
             batches.close()
+            state.loss_sum = float(total)
         if state.next_batch < n_batches:
             self._save_last(run)
             raise Stopped()

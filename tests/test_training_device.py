@@ -1,0 +1,190 @@
+"""The device data path, the once-defined train flags, device defaults and resume checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+from core.cli import build_parser
+from core.dataset import scan
+from core.recipe import Augment
+from core.splits import person_split
+from core.training import BatchSource, TrainConfig, WeightEMA, epoch_batches, train
+from core.training.batches import ImageStore, gather
+from core.training.config import (FLAG_FIELDS, device_defaults, flag_name, train_argv, train_flags, validate_config,
+                                  with_device_defaults)
+from core.training.data import describe_changes
+from core.training.trainer import Ticker
+from helpers_train import make_train, tiny_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+EVERY_AUGMENT = Augment(hflip=True, rotate=10, translate=0.1, scale=0.1, brightness=0.2, contrast=0.2,
+                        saturation=0.2, erasing=0.5, noise=0.05)
+
+
+# ----------------------------------------------------------------------------- device data path
+
+def _source(images, where: str) -> BatchSource:
+    rng = np.random.default_rng(1)
+    n = 60
+    a = rng.integers(0, len(images), n)
+    b = rng.integers(0, len(images), n)
+    gap = np.where(rng.random(n) < 0.4, rng.random(n), 0.0)  # some SMOTE rows
+    store = ImageStore(images, torch.device("cpu"), where)
+    return BatchSource(store, a, b, gap, rng.integers(0, 18, n), EVERY_AUGMENT, seed=5)
+
+
+def test_batches_from_a_device_store_equal_the_host_path():
+    """The GPU path (cache as a tensor, gather/mix/augment/normalise where it lives) run with
+    device=cpu gives bit-identical batches to the numpy host path."""
+    images = np.random.default_rng(0).integers(0, 256, (50, 20, 16, 3), dtype=np.uint8)
+    host, device = _source(images, "host"), _source(images, "device")
+    order = epoch_batches(60, 16, 5, 0, 0)
+    pairs = list(zip(host.batches(order, 0, 0), device.batches(order, 0, 0), strict=True))
+    assert len(pairs) == 4
+    for (x, y), (dx, dy) in pairs:
+        assert x.dtype == torch.float32 and x.shape[1:] == (3, 20, 16)
+        assert torch.equal(x, dx) and torch.equal(y, dy)
+
+
+def test_gather_mixes_smote_rows_on_the_store():
+    images = np.random.default_rng(2).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    a, b, gap = np.array([0, 1, 2]), np.array([0, 3, 4]), np.array([0.0, 0.5, 0.25])
+    x = gather(ImageStore(images, torch.device("cpu"), "device"), a, b, gap)
+    f = images.astype(np.float32) / 255
+    expect = np.stack([f[0], f[1] + 0.5 * (f[3] - f[1]), f[2] + 0.25 * (f[4] - f[2])]).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(x.numpy(), expect, atol=1e-6)
+
+
+def test_store_placement_off_cuda_is_the_host_array():
+    images = np.zeros((3, 2, 2, 3), np.uint8)
+    store = ImageStore.place(images, torch.device("cpu"), share=0.9)
+    assert store.where == "host" and store.tensor is None and store.nbytes == images.nbytes
+    with pytest.raises(ValueError, match="where="):
+        ImageStore(images, torch.device("cpu"), "gpu")
+
+
+def test_weight_ema_fused_update_equals_a_per_tensor_average():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.randn(2, 3, 6, 6))
+    ema = WeightEMA(model, decay=0.9)
+    reference = {k: v.clone() for k, v in ema.model.state_dict().items()}
+    for step in range(1, 6):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        model.train()(torch.randn(2, 3, 6, 6))  # moves the batch-norm statistics and the counter
+        ema.update(model)
+        d = min(0.9, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            reference[k] = reference[k] + (1 - d) * (v - reference[k]) if v.is_floating_point() else v.clone()
+    for k, v in ema.model.state_dict().items():
+        assert torch.allclose(v.float(), reference[k].float(), atol=1e-6), k
+    assert int(ema.model[1].num_batches_tracked) == 6  # the lazy first forward, then five steps
+
+
+def test_ticker_limits_the_rate_but_always_reports_the_last_call():
+    tick = Ticker(3600.0)
+    assert tick() is True and tick() is False and tick(last=True) is True
+    every = Ticker(0.0)
+    assert all(every() for _ in range(5))
+
+
+# ----------------------------------------------------------------------------- one definition of the flags
+
+def _non_default(name: str, meta: dict):
+    return {bool: False if getattr(TrainConfig(), name) else True, int: 3, float: 0.25}.get(meta["type"], None)
+
+
+def test_every_config_field_is_a_flag_and_the_argv_round_trips_through_the_parser():
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(FLAG_FIELDS) == fields - {"resume"}  # resume has its own rule
+    changed = {}
+    for name, meta in train_flags():
+        value = _non_default(name, meta)
+        if meta["choices"]:
+            value = [c for c in meta["choices"] if c != getattr(TrainConfig(), name)][0]
+        if value is None:
+            value = f"/x/{name}"
+        changed[name] = value
+    cfg = TrainConfig(**changed)
+    argv = train_argv(cfg)
+    args = build_parser().parse_args(argv[3:])
+    for name in FLAG_FIELDS:
+        assert getattr(args, name) == getattr(cfg, name), name
+    for name in ("warmup_epochs", "ema_epochs", "amp", "channels_last", "compile", "device_cache"):
+        assert any(a.startswith(flag_name(name)) or a == "--no-" + name.replace("_", "-") for a in argv), name
+
+
+def test_changed_only_argv_leaves_defaults_out_but_keeps_always():
+    argv = train_argv(TrainConfig(data="d", epochs=4), changed_only=True, always=("loss",))
+    assert argv[argv.index("--epochs") + 1] == "4" and argv[argv.index("--loss") + 1] == "ce"
+    assert "--optimizer" not in argv and "--model" not in argv  # default / the device's default
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lr": -1.0}, "--lr must be > 0.0, got -1.0"),
+    ({"smoothing": 1.0}, "--smoothing must be < 1.0, got 1.0"),
+    ({"optimizer": "lion"}, "--optimizer 'lion' is not allowed; choose one of: sgd, adam, adamw"),
+    ({"device_cache": -0.5}, "--device-cache must be >= 0.0, got -0.5"),
+    ({"epochs": 0}, "--epochs must be >= 1, got 0"),
+])
+def test_config_rules_come_from_the_field_metadata(change, message):
+    with pytest.raises(Exception, match=message.replace("(", r"\(").replace(")", r"\)")):
+        validate_config(TrainConfig(data="d", **change))
+
+
+def test_device_defaults_fill_only_what_was_left_open():
+    cpu = device_defaults(torch.device("cpu"))
+    assert (cpu["model"], cpu["epochs"], cpu["batch_size"], cpu["lr"]) == ("smallcnn", 20, 16, 2e-3)
+    cuda = device_defaults(torch.device("cuda"))
+    assert cuda["model"] != "smallcnn" and cuda["batch_size"] > cpu["batch_size"] and cuda["input_size"]
+    cfg = with_device_defaults(TrainConfig(data="d", epochs=3), torch.device("cpu"))
+    assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.lr) == ("smallcnn", 3, 16, 2e-3)
+
+
+# ----------------------------------------------------------------------------- splits and resume checks
+
+def test_val_ratio_holds_out_that_share_of_persons(tmp_path):
+    df = scan(make_train(tmp_path / "d", people=20)).df
+    for ratio in (0.2, 0.4, 0.3):
+        tr, va = person_split(df, ratio, seed=0)
+        persons = df["person"].to_numpy()
+        assert not set(persons[tr]) & set(persons[va])
+        assert len(set(persons[va])) == round(ratio * 20), ratio
+
+
+def test_describe_changes_names_each_kind_of_change():
+    before = pd.DataFrame({"path": ["a", "b", "c"], "size": [1, 2, 3], "label": [0, 1, 2], "val_fold": [0, -1, -1]})
+    assert describe_changes(before, before.copy()) is None
+    now = before.copy()
+    now.loc[1, "size"] = 5
+    now.loc[2, "label"] = 0
+    now = pd.concat([now.iloc[1:], pd.DataFrame({"path": ["d"], "size": [1], "label": [0], "val_fold": [-1]})])
+    text = describe_changes(before, now)
+    assert text == ("1 images added (e.g. d); 1 images removed (e.g. a); 1 images changed in size (e.g. b); "
+                    "1 labels changed (e.g. c)")
+
+
+def test_resume_on_changed_data_exits_2_with_one_line(tmp_path):
+    data = make_train(tmp_path / "d", people=8)
+    run = train(TrainConfig(data=str(data), recipe=str(tiny_recipe(tmp_path / "r.json")), out=str(tmp_path / "runs"),
+                            model="smallcnn", epochs=1, batch_size=16, workers=1))
+    table = pd.read_csv(run / "dataset_files.csv")
+    assert len(table) == 56 and (table["val_fold"] == 0).sum() > 0
+    shutil.rmtree(next((data / "images").iterdir()))  # a person's folder disappears
+    done = subprocess.run([sys.executable, "-m", "core", "train", "--resume", str(run)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot resume: the dataset changed since the run started: 7 images removed" in lines[0]
