@@ -15,12 +15,15 @@ from core.losses import LOSSES
 from core.models import MODELS
 from core.paths import eval_dir_beside
 from core.runs import metrics_frame
-from core.training import OPTIMIZERS, SCHEDULERS, TrainConfig
+from core.training import OPTIMIZERS, SCHEDULERS, TrainConfig, resolve_device
+from core.training.config import with_device_defaults
 from explorer import report
 from explorer.data import loaded, runs_dir
 from explorer.recipe_state import get_recipe, init_widget, recipe_json
 
-DEFAULTS = TrainConfig()  # the CLI's defaults are the page's defaults
+# The CLI's defaults are the page's, with the device's model, epochs, batch size and lr filled in
+# as the trainer would (smallcnn on a CPU, a pretrained resnet18 on a GPU).
+DEFAULTS = with_device_defaults(TrainConfig(), resolve_device("auto"))
 LOSS_NAMES = {"ce": "Cross-entropy", "focal": "Focal", "label_smoothing": "Label smoothing", "f1": "Soft F1"}
 OPTIMIZER_NAMES = {"sgd": "SGD (momentum 0.9)", "adam": "Adam", "adamw": "AdamW"}
 SCHEDULER_NAMES = {"none": "Constant", "step": "Step (÷10 every third of the epochs)",
