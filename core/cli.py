@@ -188,7 +188,7 @@ def cmd_predict(args) -> int:
     from core.predict import predict
 
     out = predict(args.run, args.data, args.out, device=args.device, batch_size=args.batch_size,
-                  progress=_progress_bar("images"), log=lambda text: print(text, file=sys.stderr))
+                  progress=_progress_bar("images"), log=lambda text: print(text, file=sys.stderr), workers=args.workers)
     print(f"wrote {len(pd.read_csv(out))} predictions to {out}")
     return 0
 
@@ -268,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default="submission.csv")
     pr.add_argument("--device", default="auto", help="auto | cpu | cuda")
     pr.add_argument("--batch-size", type=int, default=128)
+    pr.add_argument("--workers", type=int, default=None, help="processes preparing images (default: every core)")
     pr.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("evaluate", help="score a submission against the true answers")

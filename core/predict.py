@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from core.augment import normalize, to_float
 from core.cache import build_cache
+from core.devices import resolve_device
 from core.dataset import EVAL_CSV_COLUMNS, check_image, detect_layout, scan
 from core.errors import DatasetError, UserError
 from core.fileio import atomic_path
@@ -140,20 +141,17 @@ def _index_for(data: Path) -> tuple[str, pd.DataFrame, list]:
 
 def predict(run_dir: str | Path, data_dir: str | Path, out_csv: str | Path, device: str = "auto",
             batch_size: int = 128, progress: Callable[[int, int], None] | None = None,
-            log: Log | None = None) -> Path:
-    """Predict ``data_dir`` with the run's best model(s); write ``out_csv`` (see module doc)."""
+            log: Log | None = None, workers: int | None = None) -> Path:
+    """Predict ``data_dir`` with the run's best model(s); write ``out_csv`` (see module doc).
+
+    ``workers``: processes preparing the images (None: every usable core)."""
     run, data, out = Path(run_dir), Path(data_dir).expanduser(), Path(out_csv)
-    if device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"--device {device!r} is not allowed; choose one of: auto, cpu, cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = resolve_device(device)
     models, meta = load_models(run, dev)
     recipe = Recipe.from_dict(meta["recipe"])
     class_names = list(meta.get("class_names") or [str(i) for i in range(int(meta["num_classes"]))])
     layout, df, problems = _index_for(data)
-    probs = mean_probabilities(models, build_cache(df, recipe, progress=progress, log=log), dev, batch_size,
+    probs = mean_probabilities(models, build_cache(df, recipe, progress=progress, log=log, workers=workers), dev, batch_size,
                                tta=recipe.augment.hflip)
     pred = probs.argmax(1)
     out.parent.mkdir(parents=True, exist_ok=True)

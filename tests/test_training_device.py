@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import torch.nn as nn
 
 from core.cli import build_parser
 from core.dataset import scan
+from core.models import new_model
 from core.recipe import Augment
 from core.splits import person_split
 from core.training import BatchSource, TrainConfig, WeightEMA, epoch_batches, train
@@ -188,3 +190,42 @@ def test_resume_on_changed_data_exits_2_with_one_line(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot resume: the dataset changed since the run started: 7 images removed" in lines[0]
+
+
+# ----------------------------------------------------------------------------- pretrained weights from the CLI
+
+def _offline_env(torch_home: Path) -> dict:
+    """A temporary TORCH_HOME, and every HTTP(S) request sent to a closed local port: offline."""
+    closed = "http://127.0.0.1:9"
+    return {**os.environ, "TORCH_HOME": str(torch_home), "HTTPS_PROXY": closed, "https_proxy": closed,
+            "HTTP_PROXY": closed, "http_proxy": closed, "NO_PROXY": "", "no_proxy": "", "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tiny")
+    return make_train(root / "d", people=8), tiny_recipe(root / "r.json")
+
+
+def test_cli_imagenet_offline_exits_2_in_one_line_naming_file_and_folder(tiny, tmp_path):
+    data, recipe = tiny
+    done = subprocess.run([sys.executable, "-m", "core", "train", "--data", str(data), "--recipe", str(recipe),
+                           "--model", "resnet18", "--weights", "imagenet", "--epochs", "1", "--out", str(tmp_path)],
+                          cwd=ROOT, env=_offline_env(tmp_path / "th"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, done.stderr
+    assert "resnet18-f37072fd.pth" in lines[0] and str(tmp_path / "th" / "hub" / "checkpoints") in lines[0]
+
+
+def test_cli_loads_imagenet_weights_from_the_hub_cache_without_the_network(tiny, tmp_path):
+    data, recipe = tiny
+    checkpoints = tmp_path / "th" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(new_model("resnet18", 1000).state_dict(), checkpoints / "resnet18-f37072fd.pth")  # torchvision's name
+    done = subprocess.run([sys.executable, "-m", "core", "train", "--data", str(data), "--recipe", str(recipe),
+                           "--model", "resnet18", "--weights", "imagenet", "--epochs", "1", "--batch-size", "16",
+                           "--workers", "1", "--out", str(tmp_path / "runs")],
+                          cwd=ROOT, env=_offline_env(tmp_path / "th"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "loaded weights for resnet18 from " + str(checkpoints / "resnet18-f37072fd.pth") in done.stderr

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 import torch
 
+from core.devices import DEVICES, resolve_device
 from core.errors import UserError
 from core.labels import CLASS_NAMES
 from core.losses import LOSSES
@@ -27,7 +28,6 @@ from core.runs import read_json, run_path
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "plateau")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def opt(help: str, *, type: type = str, choices: Iterable | None = None, low: float | None = None,
@@ -166,19 +166,12 @@ def validate_config(cfg: TrainConfig) -> None:
         _check_field(f.name, getattr(cfg, f.name), dict(f.metadata))
     if cfg.model is not None:
         check_model_name(cfg.model)
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    resolve_device(cfg.device)  # a missing GPU is named here, before any work
     if not cfg.data:
         raise UserError("--data is required: the dataset folder to train on")
 
 
 # ----------------------------------------------------------------------------- resolving
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
 
 def device_defaults(device: str | torch.device = "auto") -> dict:
     """The model, epochs, batch size, learning rate and starter input size a device gets by
