@@ -9,7 +9,7 @@ writes" is one flag (``RunWriter(..., enabled=rank == 0)``). Files of a run::
     status.json            state running/done/failed/stopped, progress and ETA (~2 updates/s)
     train.log              timestamped messages
     best.pt, last.pt       checkpoints (foldK/best.pt, foldK/last.pt with --folds K)
-    val_predictions.csv    path,true,pred,prob_true,loss (out-of-fold with --folds)
+    val_predictions.csv    path,true,pred,prob_true,loss,[fold,]p0..p{C-1} (out-of-fold with --folds)
     confusion_matrix.csv, per_class_report.csv, summary.json
     STOP                   written by the app's Stop button; training stops after the batch
 

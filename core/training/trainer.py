@@ -331,7 +331,8 @@ class Trainer:
 
 
 def prediction_table(data: TrainData, rows: np.ndarray, logits: np.ndarray, fold: int | None) -> pd.DataFrame:
-    """path, true, pred, prob_true, loss (cross-entropy of the true class) for ``rows``."""
+    """path, true, pred, prob_true, loss (cross-entropy of the true class), then p0..p{C-1}
+    (every class's probability: what label-issue finders and ensembles need) for ``rows``."""
     y = data.labels[rows]
     logp = torch.log_softmax(torch.from_numpy(logits).float(), dim=1).numpy()
     table = pd.DataFrame({"row": rows, "path": data.df["path"].to_numpy()[rows], "true": y,
@@ -339,4 +340,5 @@ def prediction_table(data: TrainData, rows: np.ndarray, logits: np.ndarray, fold
                           "loss": -logp[np.arange(len(y)), y]})
     if fold is not None:
         table["fold"] = fold
-    return table
+    probs = pd.DataFrame(np.exp(logp).round(6), columns=[f"p{c}" for c in range(logp.shape[1])])
+    return pd.concat([table, probs], axis=1)
