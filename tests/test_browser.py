@@ -3,21 +3,15 @@ tiny training started from the Train page and followed to its results."""
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
+from tests.served_app import CHROMIUM, FLAGS, require_browser, served_app
+
 # Sidebar link -> (URL path, text the page shows once its script run has finished).
 PAGES = {
     "Overview": ("", "Sample images"),
@@ -33,48 +27,13 @@ TRAIN_SCREENSHOT = Path("/tmp/explorer_train.png")
 TRAIN_TIMEOUT = 180  # seconds for the tiny training to start, run and show its results
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(demo_root, tmp_path):
     """The app served on a free port over the demo dataset; always stopped afterwards."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) for the browser test")
-    pytest.importorskip("playwright.sync_api")
-    port = _free_port()
-    env = dict(os.environ, MASKLAB_DATA=str(demo_root / "train"), MASKLAB_RUNS=str(tmp_path / "runs"))
-    env.pop("MASKLAB_RAISE", None)
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "explorer" / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}: {(tmp_path / 'server.log').read_text()}")
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("streamlit did not answer /_stcore/health within 90 s")
-                time.sleep(0.5)
+    require_browser()
+    env = {"MASKLAB_DATA": str(demo_root / "train"), "MASKLAB_RUNS": str(tmp_path / "runs")}
+    with served_app(env, tmp_path / "server.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def wait_idle(page, title: str, timeout: float = 180) -> None:
@@ -148,6 +107,10 @@ def test_every_page_and_a_live_slider_in_chromium(server, tmp_path):
             snippet = page.locator('[data-testid="stCode"]').last.inner_text()
             assert '"contrast": 1.2' in snippet
             assert_no_error(page, "Preprocessing")
+            # The slider reran only the page's fragment, not the sidebar: its download still holds the new recipe.
+            with page.expect_download() as download:
+                page.locator('[data-testid="stSidebar"] [data-testid="stDownloadButton"] button').first.click()
+            assert json.loads(Path(download.value.path()).read_text())["enhance"]["contrast"] == 1.2
             save_screenshot(page, tmp_path / "explorer.png", SCREENSHOT_COPY)
 
             train_from_the_page(page, tmp_path)
@@ -176,8 +139,8 @@ def train_from_the_page(page, tmp_path: Path) -> None:
 
     recipe = Recipe().replace(input_size=(32, 48)).save(tmp_path / "tiny_recipe.json")
     sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.get_by_label("Recipe file path").fill(str(recipe))
-    sidebar.get_by_label("Recipe file path").press("Enter")
+    sidebar.get_by_role("textbox", name="Recipe file path").fill(str(recipe))
+    sidebar.get_by_role("textbox", name="Recipe file path").press("Enter")
     sidebar.get_by_role("button", name="Load", exact=True).click()
     page.wait_for_selector('[data-testid="stSidebar"] >> text=Loaded the recipe')
 
