@@ -42,9 +42,9 @@ def offer_demo(path: Path) -> None:
     try:
         make_demo(out, people=int(n), progress=lambda done, total: bar.progress(
             done / max(total, 1), text=f"Drawing the demo dataset: {done:,} / {total:,} images"))
-    except UserError as exc:
+    except (UserError, OSError) as exc:  # a folder that is not a demo's, or one we may not write
         bar.empty()
-        st.error(f"The demo dataset was not created: {exc}")
+        st.error(f"The demo dataset was not created in `{out}`: {exc}. Type another folder in the sidebar.")
         return
     switch_root_on_next_run(data)
     st.rerun()

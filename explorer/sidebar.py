@@ -48,6 +48,8 @@ def recipe_controls() -> None:
     recipe_state.show_recipe_message()
     with st.expander("Current recipe (JSON)"):
         st.code(recipe_state.recipe_json(recipe), language="json", wrap_lines=True)
+        st.caption("As of the page's last full run: a slider inside a preview redraws only the preview. "
+                   "The download below is made on the click, so it always holds the current recipe.")
     # The data is a callable: the file is made on the click, from the recipe of that moment, so it
     # also holds what a slider inside a page's fragment changed after this sidebar was drawn.
     st.download_button("Download recipe.json", recipe_state.recipe_box().json_bytes, file_name="recipe.json",

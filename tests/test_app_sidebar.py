@@ -150,6 +150,17 @@ def test_create_demo_button_writes_a_dataset_and_opens_it(tmp_path):
     assert not errors(at)
 
 
+def test_create_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    at = open_app(tmp_path / "mine" / "train")
+    at.number_input(key="demo_people").set_value(12).run()
+    at.button(key="demo_create").click().run()
+    assert_clean(at)
+    assert any(e.startswith(f"The demo dataset was not created in `{tmp_path / 'mine'}`") for e in errors(at))
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]  # nothing written or removed
+
+
 def test_cache_size_and_clear_button(tmp_path, monkeypatch):
     monkeypatch.setenv("MASKLAB_CACHE", str(tmp_path / "cache"))
     at = open_app(make_train(tmp_path / "train"), "faces")  # a new dataset: its face table is written now
