@@ -6,6 +6,10 @@ the best checkpoint (the mean softmax of the fold models with ``--folds``) and w
 * for a competition eval folder: ``ImageID,ans`` with exactly info.csv's rows in its order
   (an image that cannot be read still gets a row: the most frequent training class);
 * for any other folder of images: ``path,pred,pred_name``.
+
+Test-time augmentation is a choice (``tta``, see TTA_HELP): by default a run whose recipe flips
+in training averages each image with its mirror. Several runs make an ensemble: the mean of
+their probabilities, each run preprocessing the images with its own recipe.
 """
 
 from __future__ import annotations
@@ -139,24 +143,91 @@ def _index_for(data: Path) -> tuple[str, pd.DataFrame, list]:
 
 # ----------------------------------------------------------------------------- entry points
 
-def predict(run_dir: str | Path, data_dir: str | Path, out_csv: str | Path, device: str = "auto",
-            batch_size: int = 128, progress: Callable[[int, int], None] | None = None,
-            log: Log | None = None, workers: int | None = None) -> Path:
-    """Predict ``data_dir`` with the run's best model(s); write ``out_csv`` (see module doc).
+TTA_CHOICES = ("auto", "none", "flip")
+TTA_HELP = ("test-time augmentation: flip averages each image's softmax with its mirror's; none uses the image "
+            "alone; auto (default) is flip for a run whose recipe flips in training (its labels do not change in "
+            "a mirror) and none otherwise")
 
-    ``workers``: processes preparing the images (None: every usable core)."""
-    run, data, out = Path(run_dir), Path(data_dir).expanduser(), Path(out_csv)
-    dev = resolve_device(device)
+
+def check_tta(tta: str) -> None:
+    if tta not in TTA_CHOICES:
+        raise UserError(f"--tta {tta!r} is not allowed; choose one of: {', '.join(TTA_CHOICES)}")
+
+
+def resolve_tta(tta: str, recipe: Recipe) -> bool:
+    """Whether to average in the mirrored images: ``tta`` is one of TTA_CHOICES."""
+    check_tta(tta)
+    return recipe.augment.hflip if tta == "auto" else tta == "flip"
+
+
+def _run_list(runs: str | Path | list) -> list[Path]:
+    runs = [Path(r) for r in runs] if isinstance(runs, (list, tuple)) else [Path(runs)]
+    if not runs:
+        raise UserError("predict needs at least one --run")
+    return runs
+
+
+def run_probabilities(run: Path, df: pd.DataFrame, dev: torch.device, tta: str = "auto", batch_size: int = 128,
+                      progress=None, log: Log | None = None, workers: int | None = None) -> tuple[np.ndarray, dict]:
+    """(N, C) probabilities of ``df``'s images by one run, preprocessed with that run's own recipe
+    (so its own image cache), and the run's checkpoint metadata."""
     models, meta = load_models(run, dev)
     recipe = Recipe.from_dict(meta["recipe"])
-    class_names = list(meta.get("class_names") or [str(i) for i in range(int(meta["num_classes"]))])
-    layout, df, problems = _index_for(data)
-    probs = mean_probabilities(models, build_cache(df, recipe, progress=progress, log=log, workers=workers), dev, batch_size,
-                               tta=recipe.augment.hflip)
+    flip = resolve_tta(tta, recipe)
+    if log and tta == "auto":
+        log(f"{run.name}: --tta auto = {'flip' if flip else 'none'} (its recipe "
+            f"{'flips' if recipe.augment.hflip else 'does not flip'} in training)")
+    images = build_cache(df, recipe, progress=progress, log=log, workers=workers)
+    return mean_probabilities(models, images, dev, batch_size, tta=flip), meta
+
+
+def _class_names(meta: dict) -> list[str]:
+    return list(meta.get("class_names") or [str(i) for i in range(int(meta["num_classes"]))])
+
+
+def ensemble_probabilities(runs: str | Path | list, df: pd.DataFrame, dev: torch.device, tta: str = "auto",
+                           batch_size: int = 128, progress=None, log: Log | None = None,
+                           workers: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """The mean of each run's probabilities (each run counts once, whatever its folds), and the
+    class names, which every run must share."""
+    runs = _run_list(runs)
+    check_tta(tta)  # before any work
+    total, names = None, None
+    for run in runs:
+        probs, meta = run_probabilities(run, df, dev, tta, batch_size, progress, log, workers)
+        if names is not None and _class_names(meta) != names:
+            raise UserError(f"{run}: its classes differ from {runs[0]}'s; an ensemble needs runs trained on "
+                            "the same classes")
+        names = _class_names(meta)
+        total = probs if total is None else total + probs
+    return total / len(runs), names
+
+
+def predict_probabilities(runs: str | Path | list, data_dir: str | Path, device: str = "auto", tta: str = "auto",
+                          batch_size: int = 128, progress=None, log: Log | None = None,
+                          workers: int | None = None) -> tuple[str, pd.DataFrame, list, np.ndarray, list[str]]:
+    """(layout, index, problems, (N, C) probabilities, class names) of ``data_dir``'s images
+    by one run or the mean of several (an ensemble)."""
+    layout, df, problems = _index_for(Path(data_dir).expanduser())
+    probs, names = ensemble_probabilities(runs, df, resolve_device(device), tta, batch_size, progress, log, workers)
+    return layout, df, problems, probs, names
+
+
+def predict(run_dir: str | Path | list, data_dir: str | Path, out_csv: str | Path, device: str = "auto",
+            batch_size: int = 128, progress: Callable[[int, int], None] | None = None,
+            log: Log | None = None, workers: int | None = None, tta: str = "auto") -> Path:
+    """Predict ``data_dir`` with the run's best model(s); write ``out_csv`` (see module doc).
+
+    ``run_dir``: one run, or a list of runs whose probabilities are averaged (an ensemble;
+    each run preprocesses with its own recipe). ``tta``: one of TTA_CHOICES (see TTA_HELP).
+    ``workers``: processes preparing the images (None: every usable core)."""
+    runs, data, out = _run_list(run_dir), Path(data_dir).expanduser(), Path(out_csv)
+    layout, df, problems, probs, class_names = predict_probabilities(runs, data, device, tta, batch_size, progress,
+                                                                     log, workers)
     pred = probs.argmax(1)
     out.parent.mkdir(parents=True, exist_ok=True)
     if layout == "eval":
-        table = _submission(data, df, pred, _fallback_class(run, class_names), problems, log)
+        table = _submission(data, df, pred, _fallback_class(runs[0], class_names), problems, log)
     else:
         table = pd.DataFrame({"path": df["path"], "pred": pred, "pred_name": [class_names[p] for p in pred]})
     with atomic_path(out) as tmp:  # a stopped or failed run never leaves half a submission

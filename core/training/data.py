@@ -12,6 +12,7 @@ import pandas as pd
 from core.cache import build_cache
 from core.dataset import REPORTED_CORRECTIONS, scan
 from core.errors import UserError
+from core.labels import CLASS_NAMES
 from core.recipe import Recipe
 from core.splits import person_folds, person_split
 
@@ -21,8 +22,37 @@ from core.splits import person_folds, person_split
 class TrainData:
     df: pd.DataFrame  # labelled rows of the dataset index
     images: np.ndarray  # (N, H, W, 3) uint8, row i is df row i (memory-mapped cache)
-    labels: np.ndarray  # int64 class of each row
+    labels: np.ndarray  # int64 true class of each row: validation and every score use these
     class_names: list[str]
+    # the class each row is trained as (None: ``labels``); differs with --old-age (old_age_labels)
+    train_labels: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.train_labels is None:
+            self.train_labels = self.labels
+
+
+def old_age_labels(df: pd.DataFrame, class_names: list[str], old_age: int,
+                   log: Callable[[str], None] | None = None) -> np.ndarray:
+    """The labels to train on with ``--old-age N``: a person aged N or older is in the 60+ group,
+    one younger (and 30 or older) in 30-59; the mask and gender parts stay. Only for the
+    competition's 18 classes, whose age group is the class % 3; other datasets keep theirs."""
+    labels = df["label"].to_numpy(np.int64).copy()
+    if old_age == 60:
+        return labels
+    if list(class_names) != list(CLASS_NAMES):
+        if log:
+            log(f"--old-age {old_age} ignored: it applies to the competition's 18 classes only")
+        return labels
+    age = df["age"].to_numpy()
+    known = age >= 0
+    group = np.where(age >= old_age, 2, np.where(age >= 30, 1, 0))
+    labels[known] = labels[known] - labels[known] % 3 + group[known]
+    if log:
+        changed = labels != df["label"].to_numpy(np.int64)
+        log(f"--old-age {old_age}: {int(changed.sum())} images of {df.loc[changed, 'person'].nunique()} persons "
+            "trained in another age group (validation keeps the true labels)")
+    return labels
 
 
 def scan_labelled(data: str, corrections: str | None):

@@ -37,6 +37,8 @@ from core.training.config import (
 )
 from core.training.data import (FILES, TrainData, dataset_files, describe_changes, load_images, make_splits,
                                 scan_labelled)
+from core.training.data import old_age_labels
+from core.training.tensorboard import tensorboard_callbacks
 from core.training.trainer import Trainer
 
 # ----------------------------------------------------------------------------- entry point
@@ -122,6 +124,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
     run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg.out, cfg.model)
     writer = RunWriter(run_dir)
     switch = _StopSwitch(run_dir)
+    callbacks = [*callbacks, *tensorboard_callbacks(cfg, writer)]  # --tensorboard: RUN/tb (rank 0 only)
     try:
         with _sigterm_to(switch):
             writer.status(state="running", message="preparing images", force=True, fold=0, epoch=0, epochs=cfg.epochs,
@@ -160,7 +163,8 @@ def _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, 
                          lambda d, t: (switch.check(), emit(callbacks, "on_cache_progress", d, t),
                                        writer.status(message=f"preparing images {d}/{t}")))
     switch.check()
-    data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names))
+    data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names),
+                     old_age_labels(df, ds.class_names, cfg.old_age, log))
     trainer = Trainer(cfg, recipe, data, writer, callbacks, device)
     emit(callbacks, "on_train_start", {"run_dir": str(writer.dir), "folds": len(splits), "epochs": cfg.epochs,
                                        "train_images": [len(t) for t, _ in splits],

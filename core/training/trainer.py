@@ -162,7 +162,7 @@ class Trainer:
     def _batch_source(self, train_rows: np.ndarray) -> BatchSource:
         """The training samples of one split: the rows, plus oversampled ones per the recipe."""
         s = self.recipe.sampling
-        labels = self.data.labels[train_rows]
+        labels = self.data.train_labels[train_rows]  # --old-age may relabel them; validation keeps the truth
         features = None
         if s.method == "smote":
             features = smote_features(self.data.images[train_rows], s.smote_size)
@@ -228,7 +228,7 @@ class Trainer:
     def _end_epoch(self, run: FoldRun, epoch: int, val_rows: np.ndarray) -> None:
         """Validate, record, keep the best checkpoint, step epoch-level schedules, save last.pt."""
         cfg, state = self.cfg, run.state
-        metrics, _ = self.evaluate(run.evaluated, val_rows, run.criterion)
+        metrics, logits = self.evaluate(run.evaluated, val_rows, run.criterion)
         record = {"fold": run.fold, "epoch": epoch + 1, "train_loss": state.loss_sum / max(1, state.seen),
                   **metrics, "lr": run.optimizer.param_groups[0]["lr"], "best": metrics["macro_f1"] > state.best_f1}
         state.history.append(record)
@@ -243,6 +243,7 @@ class Trainer:
         state.epoch, state.next_batch, state.loss_sum, state.seen = epoch + 1, 0, 0.0, 0
         self._save_last(run)
         self.emit("on_epoch_end", record)
+        self.emit("on_val_predictions", record, self.data.labels[val_rows], logits.argmax(1))
         self.message(f"fold {run.fold} epoch {epoch + 1}/{cfg.epochs}: train loss {record['train_loss']:.4f}, "
                      f"val loss {metrics['val_loss']:.4f}, accuracy {metrics['accuracy']:.4f}, "
                      f"macro F1 {metrics['macro_f1']:.4f}")

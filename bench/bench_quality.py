@@ -1,0 +1,101 @@
+"""What a training configuration scores, measured honestly: several seeds, a large eval set.
+
+One seed's macro F1 on a small eval set moves by a few points from luck alone, so a change
+that "wins" once may not win at all. This script trains the same configuration once per
+seed (``python -m core train``, any train flags passed through), predicts the demo's eval
+set with each run (``core.predict.predict``, the run's own recipe and test-time mirror
+choice) and scores it against the true answers (``core.predict.evaluate``). It prints each
+seed's macro F1, accuracy and train time, then the mean, min and max of macro F1.
+
+The eval set is a demo with 540 eval persons (3,780 images; the default demo has 81) and
+the default 270 training persons: the demo is seeded, so its training persons are the same
+as the default demo's. It is written once into --demo and reused.
+
+    python bench/bench_quality.py                                  # the default configuration
+    python bench/bench_quality.py --seeds 0 1 2 -- --old-age 58     # any train flags after --
+    python bench/bench_quality.py --epochs 30 --loss focal          # (or mixed in directly)
+
+Target (DESIGN.md, "Targets"): default one-click training, macro F1 >= 0.95 on demo eval (mean of
+3 seeds, eval-540), <= 5 min, from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+EVAL_PEOPLE = 540
+TRAIN_PEOPLE = 270
+
+
+def ensure_demo(folder: Path) -> Path:
+    """The demo with EVAL_PEOPLE eval persons in ``folder``: written once, then reused."""
+    gt = folder / "eval" / "gt.csv"
+    if gt.is_file() and (folder / "train" / "train.csv").is_file():
+        rows = sum(1 for _ in gt.open()) - 1
+        if rows != EVAL_PEOPLE * 7:
+            sys.exit(f"{folder}: its eval set has {rows} images, not {EVAL_PEOPLE * 7}; "
+                     "pass another --demo folder or remove this one")
+        return folder
+    subprocess.run([sys.executable, "-m", "core", "demo", "--out", str(folder), "--people", str(TRAIN_PEOPLE),
+                    "--eval-people", str(EVAL_PEOPLE)], cwd=ROOT, check=True)
+    return folder
+
+
+def train_run(demo: Path, seed: int, out: Path, flags: list[str], log: Path) -> tuple[Path, float]:
+    """Train one seed through the CLI; (run directory, wall seconds of the whole command)."""
+    cmd = [sys.executable, "-m", "core", "train", "--data", str(demo / "train"), "--seed", str(seed),
+           "--out", str(out), *flags]
+    t = time.perf_counter()
+    with log.open("w") as err:
+        done = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+    seconds = time.perf_counter() - t
+    runs = [line[5:].strip() for line in done.stdout.splitlines() if line.startswith("run: ")]
+    if done.returncode != 0 or not runs:
+        sys.exit(f"seed {seed}: train failed (exit {done.returncode}); see {log}")
+    return Path(runs[-1]), seconds
+
+
+def score_run(run: Path, demo: Path) -> dict:
+    """Predict the eval set with ``run`` and score it against the true answers."""
+    from core.predict import evaluate, predict
+
+    out = predict(run, demo / "eval", run / "eval_submission.csv")
+    return evaluate(out, demo / "eval" / "gt.csv")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--demo", type=Path, default=ROOT / "demo_data" / f"quality-eval{EVAL_PEOPLE}",
+                    help="demo folder with the large eval set (written when missing)")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "quality", help="where the runs go")
+    args, flags = ap.parse_known_args()
+    flags = [f for f in flags if f != "--"]
+    if any(f in ("--seed", "--data", "--out", "--resume") for f in flags):
+        sys.exit("--seed, --data, --out and --resume are set by this script; use --seeds, --demo, --out")
+
+    demo = ensure_demo(args.demo.resolve())
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"configuration: train {' '.join(flags) or '(defaults)'}")
+    print(f"data: {demo} ({TRAIN_PEOPLE} train persons, {EVAL_PEOPLE} eval persons = {EVAL_PEOPLE * 7} images)")
+    f1s = []
+    for seed in args.seeds:
+        run, seconds = train_run(demo, seed, args.out, flags, args.out / f"train-seed{seed}.log")
+        result = score_run(run, demo)
+        f1s.append(result["macro_f1"])
+        print(f"seed {seed}: eval macro F1 {result['macro_f1']:.4f}  accuracy {result['accuracy']:.4f}  "
+              f"train {seconds:.0f} s  run {run}", flush=True)
+    print(f"macro F1 over {len(f1s)} seed(s): mean {statistics.fmean(f1s):.4f}  min {min(f1s):.4f}  "
+          f"max {max(f1s):.4f}")
+
+
+if __name__ == "__main__":
+    main()
