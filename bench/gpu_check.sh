@@ -11,10 +11,12 @@
 # That machine's python3 lacks what it cannot import: carry the wheels made here by
 # `bash bench/gpu_wheels.sh` (OpenCV < 5 for the Haar cascades, imbalanced-learn,
 # sklearn-compat) in .whl/. Output: $OUT/gpu_check.log (or ./gpu_check.log without $OUT).
-# A smoke test of the script itself on a CPU: DEVICE=cpu PEOPLE=20 EVAL_PEOPLE=10 EPOCHS=1 bash bench/gpu_check.sh
+# A smoke test of the script itself on a CPU:
+#   DEVICE=cpu PEOPLE=20 EVAL_PEOPLE=10 EPOCHS=1 BENCH_BATCHES=2 BENCH_ROUNDS=1 PY=.venv/bin/python bash bench/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-.}
+mkdir -p "$OUT"
 LOG="$OUT/gpu_check.log"
 export PYTHONUNBUFFERED=1
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -47,7 +49,7 @@ for spec in "resnet18 96 128 64" "resnet18 96 128 256" "resnet50 224 224 64" "re
   set -- $spec
   say "bench $1 $2x$3 batch $4"
   run timeout 120 $PY bench/bench_train.py --data "$DATA" --device "$DEVICE" --model "$1" --size "$2" "$3" \
-      --batch-size "$4" --batches 20 --rounds 3
+      --batch-size "$4" --batches "${BENCH_BATCHES:-20}" --rounds "${BENCH_ROUNDS:-3}"
 done
 
 say "3. cold vs warm: resnet18 96x128, batch 64, $EPOCHS epochs, weights none"
@@ -66,4 +68,14 @@ RUN=$(ls -d "$WORK"/default/*/ | head -1)
 run $PY -m core predict --run "$RUN" --data "$WORK/demo/eval" --out "$WORK/submission.csv"
 run $PY -m core evaluate --pred "$WORK/submission.csv" --gt "$WORK/demo/eval/gt.csv"
 say "default run: $(secs "$t0" "$t1") s ($RUN)"
+say "5. the DDP path: torchrun with 1 process (NCCL) vs the plain run, 1 epoch each (2 processes if 2+ GPUs)"
+ddp_flags=(--data "$DATA" --recipe "$WORK/resize.json" --model resnet18 --weights none --epochs 1 --batch-size 64
+           --lr 1e-3 --optimizer adam --device "$DEVICE" --seed 1)
+run $PY -m core train "${ddp_flags[@]}" --out "$WORK/plain"
+run $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m core train "${ddp_flags[@]}" --out "$WORK/ddp1"
+GPUS=$($PY -c "import torch; print(torch.cuda.device_count())")
+if [ "$GPUS" -ge 2 ]; then run $PY -m core train "${ddp_flags[@]}" --nproc 2 --out "$WORK/ddp2"; fi
+for d in plain ddp1 ddp2; do
+  [ -d "$WORK/$d" ] && say "$d: $(cat "$WORK"/$d/*/metrics.jsonl | $PY -c "import sys, json; r = [json.loads(l) for l in sys.stdin][-1]; print(f\"val macro F1 {r['macro_f1']:.4f}, accuracy {r['accuracy']:.4f}, val loss {r['val_loss']:.4f}\")")"
+done
 say "done $(date -u)"

@@ -7,6 +7,8 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -167,10 +169,17 @@ def cmd_train(args) -> int:
         if extra:
             raise UserError(f"--resume continues {args.resume} with its own settings; remove "
                             + ", ".join("--" + k.replace("_", "-") for k in extra))
-        given["resume"] = args.resume
+        nproc = _resumed_nproc(args.resume, given.get("nproc"))
+        given = {"resume": args.resume, **{k: v for k, v in given.items() if k != "nproc"}}
     elif "data" not in given:
         raise UserError("train: --data is required (the dataset folder), or --resume RUN")
+    else:
+        nproc = given.get("nproc", 1)
+    if nproc > 1 and "RANK" not in os.environ:
+        return _torchrun(nproc, TrainConfig(**given), args.argv)
     run_dir = train(TrainConfig(**given), callbacks=[_terminal_callbacks()])
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports
     status = read_status(run_dir)
     print(f"run: {run_dir}")
     if status.get("state") == "done":
@@ -179,6 +188,42 @@ def cmd_train(args) -> int:
               f"accuracy: {result.get('accuracy', float('nan')):.4f}")
         return 0
     print(status.get("message", "stopped"))
+    return 0
+
+
+def _resumed_nproc(run: str, asked: int | None) -> int:
+    """The process count a run was trained with; resuming needs the same."""
+    from core.runs import read_config, run_path
+
+    stored = int(read_config(run_path(run)).get("world_size", 1))
+    if asked is not None and asked != stored:
+        raise UserError(f"{run}: the run was trained by {stored} process(es); resume it with --nproc {stored} "
+                        f"(got --nproc {asked}): each process's batches depend on the count")
+    return stored
+
+
+def _torchrun(nproc: int, cfg, argv: list[str]) -> int:
+    """Start ``nproc`` copies of this command under torchrun (PyTorch's own launcher) on this
+    machine; the same flags, without --nproc (each copy finds its rank in the environment)."""
+    from core.training.config import validate_config
+
+    if not cfg.resume:
+        validate_config(cfg)  # bad input: one line and status 2 here, not N tracebacks from the copies
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "core", *rest]
+    print("starting: " + " ".join(["torchrun", *command[3:]]), file=sys.stderr)
+    code = subprocess.run(command).returncode
+    if code != 0:
+        print(f"error: torchrun ended with status {code}: a process of the run failed (see above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -362,12 +407,27 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--lr-end", type=float, default=10.0, help="last learning rate (default: 10)")
     lr.add_argument("--save", default=None, help="folder for lr_find.csv/.json/.png (default: OUT/lr-find/<time>)")
     lr.set_defaults(func=cmd_lr_find)
+    li = sub.add_parser("label-issues", help="rank the training labels a K-fold run's out-of-fold predictions "
+                                             "contradict (cleanlab); persons and images")
+    li.add_argument("--data", required=True, help="competition train folder (or one folder per class)")
+    li.add_argument("--run", default=None, help="a finished run with --folds K >= 2 on --data (default: train one)")
+    li.add_argument("--folds", type=int, default=None, help="folds of the run trained without --run (default: 3)")
+    li.add_argument("--out", default="suspects.csv",
+                    help="ranked persons (rank,path,person,field,given,suggested,value,score,flagged,stems); "
+                         "the ranked images go beside it as <name>_images.csv")
+    li.add_argument("--runs", default="runs", help="folder for the run trained without --run")
+    li.add_argument("--truth", default=None,
+                    help="a demo's label_noise.csv: report the recall of its planted persons in the top 3x")
+    li.add_argument("--show", type=int, default=10, help="suspects printed (default: 10)")
+    _add_label_issue_flags(li)
+    li.set_defaults(func=cmd_label_issues)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -160,9 +160,13 @@ def test_run_directory_holds_every_file(reference, data, recipe, tmp_path):
     assert config["command"].startswith("python -m core train --data ")
     assert config["dataset"]["split"][0]["train"] + config["dataset"]["split"][0]["val"] == 84
     preds = pd.read_csv(run / "val_predictions.csv")
-    assert list(preds.columns) == ["path", "true", "pred", "prob_true", "loss"]
+    probs = [f"p{c}" for c in range(18)]
+    assert list(preds.columns) == ["path", "true", "pred", "prob_true", "loss", *probs]
     assert len(preds) == config["dataset"]["split"][0]["val"]
     assert np.allclose(preds["loss"], -np.log(preds["prob_true"]), atol=1e-4)
+    p = preds[probs].to_numpy()  # every class's probability: they sum to one, argmax is pred
+    assert np.allclose(p.sum(1), 1, atol=1e-4) and (p.argmax(1) == preds["pred"]).all()
+    assert np.allclose(p[np.arange(len(p)), preds["true"]], preds["prob_true"], atol=1e-5)
     assert read_metrics(run)[0]["epoch"] == 1 and "macro_f1" in read_metrics(run)[0]
 
 

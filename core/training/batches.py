@@ -14,6 +14,7 @@ import torch
 
 from core.augment import augment_batch, normalize, to_float
 from core.recipe import Augment
+from core.training.distributed import SINGLE, Dist, deal
 
 # ----------------------------------------------------------------------------- batches
 
@@ -21,14 +22,15 @@ def _batch_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, fold: int, epoch: int) -> list[np.ndarray]:
-    """Shuffled positions 0..n-1 cut into ceil(n / batch_size) near-equal batches.
+def epoch_batches(n: int, batch_size: int, seed: int, fold: int, epoch: int, dist: Dist = SINGLE) -> list[np.ndarray]:
+    """Shuffled positions 0..n-1 cut into ceil(n / batch_size) near-equal batches (this rank's share).
 
     Near-equal sizes use every sample each epoch without a 1-image batch (which batch norm
-    cannot train on); no batch is larger than ``batch_size``.
+    cannot train on); no batch is larger than ``batch_size``. Under torchrun the epoch's order
+    is dealt out to the ranks first (core.training.distributed.deal): equal shards, new each epoch.
     """
-    order = np.random.default_rng(_batch_seed(seed, fold, epoch)).permutation(n)
-    return np.array_split(order, max(1, math.ceil(n / batch_size)))
+    order = deal(n, dist, np.random.default_rng(_batch_seed(seed, fold, epoch)).permutation(n))
+    return np.array_split(order, max(1, math.ceil(len(order) / batch_size)))
 
 
 PLACES = ("host", "pinned", "device")
@@ -132,6 +134,7 @@ class BatchSource:
     seed: int = 0
     device: torch.device = torch.device("cpu")
     channels_last: bool = True
+    rank: int | None = None  # under torchrun with several ranks: each rank's batches draw their own numbers
 
     def __post_init__(self):
         self.store = as_store(self.images, self.device)
@@ -150,9 +153,10 @@ class BatchSource:
         """(x, y) for batches ``start``.. of ``order`` (positions into the samples)."""
         for i in range(start, len(order)):
             idx = order[i]
-            gen = torch.Generator().manual_seed(_batch_seed(self.seed, fold, epoch, i, 1))
+            key = (self.seed, fold, epoch, i) if self.rank is None else (self.seed, fold, epoch, i, self.rank)
+            gen = torch.Generator().manual_seed(_batch_seed(*key, 1))
             x = gather(self.store, self.a[idx], self.b[idx], self.gap[idx])
-            x = normalize(augment_batch(x, self.augment, gen, self._pixel_generator(self.seed, fold, epoch, i, 2)))
+            x = normalize(augment_batch(x, self.augment, gen, self._pixel_generator(*key, 2)))
             y = self._labels[torch.from_numpy(np.asarray(idx, np.int64)).to(self.device)]
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

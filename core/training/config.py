@@ -128,10 +128,18 @@ class TrainConfig:
     tensorboard: bool = field(default=False, metadata=opt(
         "also log loss, macro F1, learning rate and the confusion matrix per epoch to RUN/tb for TensorBoard",
         type=bool))
+    # >1: python -m core train starts torchrun with this many processes on this machine (DDP, one
+    # per GPU; gloo on the CPU). The batch size is per process: a step sees nproc x batch x accum.
+    nproc: int = field(default=1, metadata=opt(
+        "processes on this machine: N > 1 starts torchrun (DistributedDataParallel, one per GPU); the batch "
+        "size is per process", type=int, low=1))
+    # how long a process waits for the others at a collective before the run fails (a lost peer)
+    dist_timeout: float = field(default=1800.0, metadata=opt(
+        "under torchrun: seconds a process waits for the others before the run fails", type=float, above=0.0))
 
 
 FLAG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("flag", True))
-RESUME_FLAGS = ("device", "workers")  # the only settings a resumed run may change
+RESUME_FLAGS = ("device", "workers", "nproc")  # what a resume may give (nproc only as it was)
 
 
 def flag_name(name: str) -> str:

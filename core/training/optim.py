@@ -47,6 +47,12 @@ def make_scheduler(name: str, optimizer, epochs: int, steps_per_epoch: int, warm
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
 
 
+def _sync_unless(model: nn.Module, skip: bool):
+    """``model.no_sync()`` when ``skip`` and the model is DDP-wrapped (also under torch.compile)."""
+    ddp = getattr(model, "_orig_mod", model)
+    return ddp.no_sync() if skip and hasattr(ddp, "no_sync") else contextlib.nullcontext()
+
+
 def train_steps(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], criterion: nn.Module,
                 optimizer: torch.optim.Optimizer, accum_steps: int, n_batches: int, start: int = 0, *,
                 autocast=contextlib.nullcontext, scaler=None,
@@ -59,6 +65,9 @@ def train_steps(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
     group's size and the optimiser steps once per group, the last (remainder) group included,
     so a group's step equals one step on the concatenated batch (for equal batch sizes).
     ``should_stop`` is asked after each optimiser step; when it says yes, training stops there.
+    Under DistributedDataParallel the batches that do not end a group skip the gradient
+    all-reduce (``no_sync``): the gradients accumulate locally and are averaged once, at the
+    group's last backward.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -67,11 +76,12 @@ def train_steps(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
         next_batch = b + 1
         group_start = (b // accum_steps) * accum_steps
         group_size = min(accum_steps, n_batches - group_start)
-        with autocast():
-            loss = criterion(model(x), y)
-        scaled = loss / group_size
-        (scaler.scale(scaled) if scaler else scaled).backward()
         end_of_group = b + 1 == group_start + group_size
+        with _sync_unless(model, not end_of_group):
+            with autocast():
+                loss = criterion(model(x), y)
+            scaled = loss / group_size
+            (scaler.scale(scaled) if scaler else scaled).backward()
         if end_of_group:
             if scaler:
                 scaler.step(optimizer)

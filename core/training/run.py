@@ -19,9 +19,9 @@ import pandas as pd
 import torch
 
 from core import __version__
-from core.recipe import Recipe
 from core.errors import UserError
-from core.runs import RunWriter, new_run_dir, stop_requested
+from core.recipe import Recipe
+from core.runs import RunWriter, new_run_dir, read_json, stop_requested
 from core.training.callbacks import Callbacks, Stopped, emit
 from core.training.checkpoint import resume_points
 from core.training.config import (
@@ -35,8 +35,24 @@ from core.training.config import (
     validate_config,
     with_device_defaults,
 )
-from core.training.data import (FILES, TrainData, dataset_files, describe_changes, load_images, make_splits,
-                                scan_labelled)
+from core.training.data import (
+    FILES,
+    TrainData,
+    dataset_files,
+    describe_changes,
+    load_images,
+    make_splits,
+    scan_labelled,
+)
+from core.training.distributed import (
+    SINGLE,
+    Dist,
+    barrier,
+    broadcast,
+    from_env,
+    setup,
+    teardown,
+)
 from core.training.data import old_age_labels
 from core.training.tensorboard import tensorboard_callbacks
 from core.training.trainer import Trainer
@@ -47,11 +63,14 @@ class _StopSwitch:
     """Where a stop request (STOP file or SIGTERM) goes: before the trainer exists it aborts
     image preparation at once; afterwards the trainer stops after its current batch."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, dist: Dist = SINGLE):
+        self.run_dir, self.dist = run_dir, dist
         self.trainer: Trainer | None = None
 
     def request(self, *_signal) -> None:
+        if self.dist.active:  # torchrun's SIGTERM: a peer ended or the launcher was interrupted
+            raise RuntimeError("stopped by torchrun (SIGTERM): another process of the run ended, or the "
+                               "launcher was interrupted")
         if self.trainer is None:
             raise Stopped()
         self.trainer.stop_flag = True
@@ -75,10 +94,10 @@ def _sigterm_to(switch: _StopSwitch):
         signal.signal(signal.SIGTERM, old)
 
 
-def _set_threads(device: torch.device, cfg: TrainConfig) -> None:
+def _set_threads(device: torch.device, dist: Dist) -> None:
     if device.type == "cpu":
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                  else os.cpu_count() or 1))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        torch.set_num_threads(max(1, cores // dist.local_world))  # the processes on this machine share it
         torch.use_deterministic_algorithms(True, warn_only=True)
     else:
         torch.backends.cudnn.benchmark = True
@@ -99,8 +118,24 @@ def _resolve(config: TrainConfig) -> tuple[TrainConfig, torch.device, str | None
     return with_device_defaults(cfg, device), device, why
 
 
-def _check_resume(run_dir: Path, files: pd.DataFrame) -> None:
-    """Refuse to resume on other data than the run started with (or another person split)."""
+def _failure(exc: BaseException, dist: Dist, run_dir: Path) -> str:
+    """status.json's message for a failed run; under torchrun it says the whole run stopped."""
+    text = f"{exc.__class__.__name__}: {exc}"
+    if not dist.active:
+        return text
+    return (f"distributed run stopped (rank {dist.rank} of {dist.world}): {text}. When a process crashes or is "
+            "killed, every other one stops too (see the console for the first error); continue with: "
+            f"python -m core train --resume {shlex.quote(str(run_dir))}")
+
+
+def _check_resume(run_dir: Path, files: pd.DataFrame, dist: Dist = SINGLE) -> None:
+    """Refuse to resume on other data than the run started with (or another person split), or
+    with another number of processes (each one's batches depend on the count)."""
+    world = int(read_json(run_dir / "config.json").get("world_size", 1))
+    if world != dist.world:
+        raise UserError(f"{run_dir}: cannot resume: the run was trained by {world} process(es) and this is "
+                        f"{dist.world}; resume with the same count: python -m core train --resume {run_dir} "
+                        f"--nproc {world}")
     before = run_dir / FILES
     if not before.is_file():
         return  # a run from before this check was recorded
@@ -111,19 +146,34 @@ def _check_resume(run_dir: Path, files: pd.DataFrame) -> None:
 
 
 def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
-    """Train as ``config`` says; return the run directory (see core.runs for its files)."""
-    callbacks = list(callbacks)
+    """Train as ``config`` says; return the run directory (see core.runs for its files).
+
+    Started by torchrun (core.training.distributed), each process trains its share of every
+    batch with DistributedDataParallel; only rank 0 writes, and only rank 0's callbacks hear.
+    """
+    dist = from_env()
     cfg, device, why = _resolve(config)
+    if dist.active:
+        cfg = dataclasses.replace(cfg, nproc=dist.world)  # the command recorded repeats the world size
+    device = setup(dist, device, cfg.dist_timeout)
+    try:
+        return _train(cfg, device, why, dist, list(callbacks) if dist.main else [])
+    finally:
+        teardown(dist)
+
+
+def _train(cfg: TrainConfig, device: torch.device, why: str | None, dist: Dist, callbacks: list) -> Path:
     ds, df = scan_labelled(cfg.data, cfg.corrections)
     recipe = resolve_recipe(cfg.recipe, ds.layout, device_defaults(device)["input_size"] if why else None)
     splits = make_splits(df, cfg.folds, cfg.val_ratio, cfg.seed)
     files = dataset_files(df, splits)
     if cfg.resume:
-        _check_resume(Path(cfg.resume), files)
+        _check_resume(Path(cfg.resume), files, dist)
     lasts = resume_points(Path(cfg.resume), cfg.folds) if cfg.resume else {}
-    run_dir = Path(cfg.resume) if cfg.resume else new_run_dir(cfg.out, cfg.model)
-    writer = RunWriter(run_dir)
-    switch = _StopSwitch(run_dir)
+    run_dir = Path(cfg.resume) if cfg.resume else Path(broadcast(dist, str(new_run_dir(cfg.out, cfg.model))
+                                                                 if dist.main else None))
+    writer = RunWriter(run_dir, enabled=dist.main)
+    switch = _StopSwitch(run_dir, dist)
     callbacks = [*callbacks, *tensorboard_callbacks(cfg, writer)]  # --tensorboard: RUN/tb (rank 0 only)
     try:
         with _sigterm_to(switch):
@@ -135,20 +185,20 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
             else:
                 writer.rewrite_metrics([r for fold in sorted(lasts) for r in lasts[fold]["state"]["history"]])
                 (run_dir / "STOP").unlink(missing_ok=True)
-            _set_threads(device, cfg)
+            _set_threads(device, dist)
             log = lambda text: (writer.log(text), emit(callbacks, "on_message", text))  # noqa: E731
             log(f"resuming {run_dir}" if cfg.resume else f"run {run_dir}: {len(df)} images, device {device}")
             if why:
                 log(f"defaults for this device: {cfg.model}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
                     f"lr {cfg.lr:g} ({why})")
-            summary = _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, log)
+            summary = _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, log, dist)
     except Stopped:
         return _stopped(run_dir, writer, callbacks)
     except KeyboardInterrupt:
         writer.status(state="stopped", message="interrupted", force=True)
         raise
     except BaseException as exc:
-        writer.status(state="failed", message=f"{exc.__class__.__name__}: {exc}", force=True)
+        writer.status(state="failed", message=_failure(exc, dist, run_dir), force=True)
         writer.log("failed:\n" + "".join(traceback.format_exception(exc)))
         raise
     writer.status(state="done", message=f"done: {summary['scope']} macro F1 {summary['macro_f1']:.4f}",
@@ -157,15 +207,19 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
     return run_dir
 
 
-def _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, log) -> dict:
+def _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, log, dist) -> dict:
     """Prepare the images, then train every fold; the summary of the run."""
+    if not dist.main:
+        barrier(dist)  # rank 0 builds the image cache first; the others then map the same file
     images = load_images(df, recipe, cfg.workers, log,
                          lambda d, t: (switch.check(), emit(callbacks, "on_cache_progress", d, t),
                                        writer.status(message=f"preparing images {d}/{t}")))
+    if dist.main:
+        barrier(dist)
     switch.check()
     data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names),
                      old_age_labels(df, ds.class_names, cfg.old_age, log))
-    trainer = Trainer(cfg, recipe, data, writer, callbacks, device)
+    trainer = Trainer(cfg, recipe, data, writer, callbacks, device, dist)
     emit(callbacks, "on_train_start", {"run_dir": str(writer.dir), "folds": len(splits), "epochs": cfg.epochs,
                                        "train_images": [len(t) for t, _ in splits],
                                        "val_images": [len(v) for _, v in splits]})
@@ -194,4 +248,5 @@ def _write_config(writer: RunWriter, cfg: TrainConfig, recipe: Recipe, ds, df: p
         "config": config_dict(cfg), "recipe": recipe.to_dict(), "dataset": dataset,
         "class_names": list(ds.class_names), "num_classes": len(ds.class_names),
         "command": cli_command(cfg, writer.dir / "recipe.json"), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "version": __version__, "torch": torch.__version__, "python": sys.version.split()[0]})
+        "version": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
+        "world_size": cfg.nproc})

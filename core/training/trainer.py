@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core import __version__
 from core.losses import build_loss
@@ -31,6 +32,7 @@ from core.training.checkpoint import (
 )
 from core.training.config import TrainConfig, config_dict, resolve_head
 from core.training.data import TrainData
+from core.training.distributed import SINGLE, Dist, any_rank, barrier, deal, gather_rows
 from core.training.optim import (
     WeightEMA,
     ema_decay,
@@ -39,10 +41,10 @@ from core.training.optim import (
     train_steps,
 )
 
-
 # On a GPU, at most ten progress callbacks a second: each reads the loss, which makes the host
 # wait for the device. On the CPU every batch reports (reading a loss costs nothing there).
 PROGRESS_EVERY_S = 0.1
+STOP_EVERY = 20  # under torchrun, optimiser steps between the ranks' agreeing on a stop (one all-reduce)
 
 
 class Ticker:
@@ -78,7 +80,8 @@ class FoldRun:
     step_model: nn.Module | None = None  # what the train step calls: torch.compile(model) with --compile
 
     def __post_init__(self):
-        self.step_model = self.step_model or self.model
+        if self.step_model is None:
+            self.step_model = self.model
 
     @property
     def evaluated(self) -> nn.Module:
@@ -116,10 +119,11 @@ class Trainer:
     """Runs the folds of one config into one run directory."""
 
     def __init__(self, cfg: TrainConfig, recipe: Recipe, data: TrainData, writer: RunWriter,
-                 callbacks: list[Callbacks], device: torch.device):
+                 callbacks: list[Callbacks], device: torch.device, dist: Dist = SINGLE):
         self.cfg, self.recipe, self.data, self.writer = cfg, recipe, data, writer
-        self.callbacks, self.device = callbacks, device
+        self.callbacks, self.device, self.dist = callbacks, device, dist
         self.stop_flag = False
+        self._stop_asks = 0
         self.num_classes = len(data.class_names)
         # Where batches are gathered from: on a GPU the cache moves there once (ImageStore).
         self.store = ImageStore.place(data.images, device, cfg.device_cache)
@@ -149,8 +153,16 @@ class Trainer:
         left = (self.cfg.epochs - state.epoch) * n_batches - state.next_batch
         self._total_batches = self._done_batches + left + later
 
-    def should_stop(self) -> bool:
-        return self.stop_flag or stop_requested(self.writer.dir)
+    def should_stop(self, now: bool = False) -> bool:
+        """A Stop button (STOP file) or SIGTERM. Under torchrun the ranks agree: every
+        STOP_EVERY-th ask (and every ``now`` ask) is one all-reduce, so all stop at one step."""
+        local = self.stop_flag or stop_requested(self.writer.dir)
+        if not self.dist.active:
+            return local
+        self._stop_asks += 1
+        if not now and self._stop_asks % STOP_EVERY:
+            return False
+        return any_rank(self.dist, local, self.device)
 
     # --- pieces ------------------------------------------------------------------------
     def _autocast(self):
@@ -173,7 +185,7 @@ class Trainer:
             self.message(f"oversampling ({s.method}): {len(labels)} -> {len(plan)} training samples")
         return BatchSource(self.store, train_rows[plan.a], train_rows[plan.b], plan.gap,
                            plan.labels.astype(np.int64), self.recipe.augment, self.cfg.seed, self.device,
-                           self.cfg.channels_last)
+                           self.cfg.channels_last, self.dist.rank if self.dist.world > 1 else None)
 
     def evaluate(self, model: nn.Module, rows: np.ndarray, criterion: nn.Module,
                  tta: bool = False) -> tuple[dict, np.ndarray]:
@@ -182,8 +194,11 @@ class Trainer:
         ``tta`` averages in the mirrored images as predict does; the final report uses it, the
         per-epoch validation skips it (half the cost).
         """
-        logits = predict_logits(model, self.store, rows, max(64, self.cfg.batch_size * 2), self.device,
+        mine = deal(len(rows), self.dist)  # this rank's share of the rows (all of them in one process)
+        logits = predict_logits(model, self.store, rows[mine], max(64, self.cfg.batch_size * 2), self.device,
                                 self.cfg.channels_last, self._autocast(), tta=tta)
+        if self.dist.active:  # every rank gets every row's logits, in row order: metrics over all rows
+            logits = gather_rows(self.dist, len(rows), mine, torch.from_numpy(logits).to(self.device)).cpu().numpy()
         y = self.data.labels[rows]
         with torch.inference_mode():
             val_loss = float(criterion(torch.from_numpy(logits), torch.from_numpy(y)))
@@ -200,7 +215,7 @@ class Trainer:
         self.message(note if not last else f"{cfg.model}: resuming from {sub or '.'}/last.pt")
         model = model.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
         source = self._batch_source(train_rows)
-        n_batches = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, fold, 0))
+        n_batches = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, fold, 0, self.dist))
         steps_per_epoch = math.ceil(n_batches / cfg.accum_steps)
         optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
         scheduler, per_step = make_scheduler(cfg.scheduler, optimizer, cfg.epochs, steps_per_epoch, cfg.warmup_epochs)
@@ -209,12 +224,20 @@ class Trainer:
         ema = WeightEMA(model, ema_decay(cfg.ema_epochs, steps_per_epoch)) if cfg.ema_epochs > 0 else None
         run = FoldRun(fold, sub, model, ema, optimizer, scheduler, per_step, scaler,
                       build_loss(cfg.loss, self.num_classes, cfg.focal_gamma, cfg.smoothing), source, n_batches,
-                      FoldState(fold=fold), torch.compile(model) if cfg.compile else None)
+                      FoldState(fold=fold))
         if last:
             run.restore(last)
         else:
             seed_everything(cfg.seed + fold)
+        run.step_model = self._step_model(model)
         return run
+
+    def _step_model(self, model: nn.Module) -> nn.Module:
+        """What the train step calls: the model, wrapped in DDP under torchrun (after any
+        restore: DDP starts every rank from rank 0's weights), compiled with --compile."""
+        if self.dist.active:
+            model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return torch.compile(model) if self.cfg.compile else model
 
     def fit_fold(self, fold: int, train_rows: np.ndarray, val_rows: np.ndarray, last: dict | None) -> None:
         run = self._new_fold(fold, train_rows, last)
@@ -222,7 +245,7 @@ class Trainer:
         for epoch in range(run.state.epoch, self.cfg.epochs):
             self._run_epoch(run, epoch)
             self._end_epoch(run, epoch, val_rows)
-            if epoch + 1 < self.cfg.epochs and self.should_stop():
+            if epoch + 1 < self.cfg.epochs and self.should_stop(now=True):
                 raise Stopped()
 
     def _end_epoch(self, run: FoldRun, epoch: int, val_rows: np.ndarray) -> None:
@@ -254,7 +277,7 @@ class Trainer:
 
     def _run_epoch(self, run: FoldRun, epoch: int) -> None:
         cfg, state, n_batches = self.cfg, run.state, run.n_batches
-        order = epoch_batches(len(run.source), cfg.batch_size, cfg.seed, run.fold, epoch)
+        order = epoch_batches(len(run.source), cfg.batch_size, cfg.seed, run.fold, epoch, self.dist)
         self.emit("on_epoch_start", run.fold, epoch, n_batches)
         self.writer.status(state="running", fold=run.fold, epoch=epoch + 1, epochs=cfg.epochs, batch=state.next_batch,
                            n_batches=n_batches, message=f"training epoch {epoch + 1}", force=True)
@@ -303,6 +326,7 @@ class Trainer:
 
     def finish(self, splits) -> dict:
         """Out-of-fold (or validation) predictions of the best checkpoints and their reports."""
+        barrier(self.dist)  # rank 0 wrote best.pt; every rank reads it
         criterion = build_loss(self.cfg.loss, self.num_classes, self.cfg.focal_gamma, self.cfg.smoothing)
         frames, best_epochs = [], []
         for fold, (_, va) in enumerate(splits):

@@ -8,6 +8,7 @@ shows what the trainer wrote there (explorer/report.py).
 import dataclasses
 
 import streamlit as st
+import torch
 
 from core import launch
 from core.dataset import REPORTED_CORRECTIONS
@@ -16,14 +17,17 @@ from core.models import MODELS
 from core.paths import eval_dir_beside
 from core.runs import metrics_frame
 from core.training import OPTIMIZERS, SCHEDULERS, TrainConfig, resolve_device
-from core.training.config import with_device_defaults
+from core.training.config import device_defaults, with_device_defaults
 from explorer import report
 from explorer.data import loaded, runs_dir
+from explorer.lr_finder import show_lr_finder
 from explorer.recipe_state import get_recipe, init_widget, recipe_json
 
 # The CLI's defaults are the page's, with the device's model, epochs, batch size and lr filled in
 # as the trainer would (smallcnn on a CPU, a pretrained resnet18 on a GPU).
 DEFAULTS = with_device_defaults(TrainConfig(), resolve_device("auto"))
+DEVICE_DEFAULTS = device_defaults(resolve_device("auto"))  # what applies here, and why
+GPUS = torch.cuda.device_count()
 LOSS_NAMES = {"ce": "Cross-entropy", "focal": "Focal", "label_smoothing": "Label smoothing", "f1": "Soft F1"}
 OPTIMIZER_NAMES = {"sgd": "SGD (momentum 0.9)", "adam": "Adam", "adamw": "AdamW"}
 SCHEDULER_NAMES = {"none": "Constant", "step": "Step (÷10 every third of the epochs)",
@@ -56,11 +60,14 @@ def settings() -> dict:
         return col.selectbox(label, options, format_func=lambda k: names.get(k, k),
                              key=init_widget(f"t.{field}", getattr(DEFAULTS, field)), **kwargs)
 
+    st.caption(f"Defaults for this machine: **{DEFAULTS.model}**, {DEFAULTS.epochs} epochs, batch "
+               f"{DEFAULTS.batch_size}, learning rate {DEFAULTS.lr:g}. Why: {DEVICE_DEFAULTS['why']}.")
     c = st.columns(4)
     values = {
         "model": choice(c[0], "Model", MODELS, {}, "model",
-                        help="smallcnn trains from scratch in minutes on a CPU; torchvision backbones use "
-                             "ImageNet weights only if they are already in the local torch cache."),
+                        help="smallcnn trains from scratch in minutes on a CPU; torchvision backbones start "
+                             "from ImageNet weights (the torch hub cache or a download), else from scratch, "
+                             "and the run's log says which. From the command line: --model timm/NAME too."),
         "loss": choice(c[1], "Loss", LOSSES, LOSS_NAMES, "loss"),
         "optimizer": choice(c[2], "Optimizer", OPTIMIZERS, OPTIMIZER_NAMES, "optimizer"),
         "scheduler": choice(c[3], "Scheduler", SCHEDULERS, SCHEDULER_NAMES, "scheduler"),
@@ -78,6 +85,11 @@ def settings() -> dict:
     values["folds"] = c[4].number_input("Folds", 0, 10, key=init_widget("t.folds", DEFAULTS.folds),
                                         help=f"0: one person-level split ({DEFAULTS.val_ratio:.0%} of the persons "
                                              "held out). K >= 2: K models on person-level folds, scored out of fold.")
+    if GPUS > 1:  # several GPUs: one DDP process per GPU (torchrun), the batch size is per process
+        values["nproc"] = st.number_input(
+            "Processes (GPUs)", 1, GPUS, key=init_widget("t.nproc", 1),
+            help=f"{GPUS} GPUs are visible. N > 1 trains one model with DistributedDataParallel on N GPUs "
+                 "(torchrun); each takes the batch size above, so one step sees N x batch x accumulation images.")
     return values
 
 
@@ -178,6 +190,7 @@ values = settings()
 data_root = dataset_for_training()
 eval_dir = eval_folder(data_root or loaded().root)
 cfg = config(values, data_root, runs)
+show_lr_finder(cfg, get_recipe(), runs, disabled=data_root is None)
 if st.button("Train & evaluate", key="t.start", type="primary", disabled=data_root is None,
              icon=":material/play_arrow:"):
     start(cfg, runs)
