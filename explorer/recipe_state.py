@@ -166,29 +166,30 @@ def on_recipe_upload() -> None:
         _load_bytes(upload.getvalue(), upload.name)
 
 
-def on_recipe_load_path() -> None:
+def _refused(what: str, action) -> tuple[bool, object]:
+    """(ok, result) of ``action()``; a bad path or a file error becomes one error message."""
     try:
-        path = user_file(st.session_state.get("recipe_path") or "", ".json", "recipe")
-        if _too_big(path.stat().st_size, str(path)):
-            return
-        data = path.read_bytes()
+        return True, action()
     except UserError as exc:
-        _message("error", f"Recipe not loaded: {exc}")
-        return
+        _message("error", f"Recipe not {what}: {exc}")
     except OSError as exc:
-        _message("error", f"Recipe not loaded: {exc.filename}: {exc.strerror}")
-        return
-    _load_bytes(data, str(path))
+        _message("error", f"Recipe not {what}: {exc.filename}: {exc.strerror}")
+    return False, None
+
+
+def _read_recipe_file() -> tuple[bytes, str] | None:
+    path = user_file(st.session_state.get("recipe_path") or "", ".json", "recipe")
+    return None if _too_big(path.stat().st_size, str(path)) else (path.read_bytes(), str(path))
+
+
+def on_recipe_load_path() -> None:
+    ok, loaded = _refused("loaded", _read_recipe_file)
+    if ok and loaded is not None:
+        _load_bytes(*loaded)
 
 
 def on_recipe_save_path() -> None:
-    try:
-        path = user_file(st.session_state.get("recipe_path") or "", ".json", "recipe", must_exist=False)
-        saved = get_recipe().save(path)
-    except UserError as exc:
-        _message("error", f"Recipe not saved: {exc}")
-        return
-    except OSError as exc:
-        _message("error", f"Recipe not saved: {exc.filename}: {exc.strerror}")
-        return
-    _message("success", f"Saved the recipe to {saved}.")
+    ok, saved = _refused("saved", lambda: get_recipe().save(
+        user_file(st.session_state.get("recipe_path") or "", ".json", "recipe", must_exist=False)))
+    if ok:
+        _message("success", f"Saved the recipe to {saved}.")
