@@ -9,6 +9,7 @@ from core.paths import eval_dir_beside
 from core.runs import epoch_curves, list_runs, read_config, run_overview
 from explorer import charts, report
 from explorer.data import runs_dir
+from explorer.ensemble import show_ensemble
 from explorer.guard import PageStop
 from explorer.recipe_state import init_widget
 
@@ -65,6 +66,7 @@ settings = {n: read_config(runs[n]).get("config", {}) for n in picked if "unread
 for field in SETTINGS:
     side[field] = [settings.get(n, {}).get(field, "") for n in picked]
 st.dataframe(side.T.astype(str), key="runs_side")
+show_ensemble(runs, picked, folder)
 
 st.divider()
 shown = st.selectbox("Results of", picked, key="runs_detail") if len(picked) > 1 else picked[0]
