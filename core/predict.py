@@ -167,40 +167,44 @@ def _run_list(runs: str | Path | list) -> list[Path]:
     return runs
 
 
-def run_probabilities(run: Path, df: pd.DataFrame, dev: torch.device, tta: str = "auto", batch_size: int = 128,
-                      progress=None, log: Log | None = None, workers: int | None = None) -> tuple[np.ndarray, dict]:
-    """(N, C) probabilities of ``df``'s images by one run, preprocessed with that run's own recipe
-    (so its own image cache), and the run's checkpoint metadata."""
-    models, meta = load_models(run, dev)
+def run_probabilities(run: Path, models: list[nn.Module], meta: dict, df: pd.DataFrame, dev: torch.device,
+                      tta: str = "auto", batch_size: int = 128, progress=None, log: Log | None = None,
+                      workers: int | None = None) -> np.ndarray:
+    """(N, C) probabilities of ``df``'s images by one run's ``models`` (see :func:`load_models`),
+    preprocessed with that run's own recipe, so from its own image cache."""
     recipe = Recipe.from_dict(meta["recipe"])
     flip = resolve_tta(tta, recipe)
     if log and tta == "auto":
         log(f"{run.name}: --tta auto = {'flip' if flip else 'none'} (its recipe "
             f"{'flips' if recipe.augment.hflip else 'does not flip'} in training)")
     images = build_cache(df, recipe, progress=progress, log=log, workers=workers)
-    return mean_probabilities(models, images, dev, batch_size, tta=flip), meta
+    return mean_probabilities(models, images, dev, batch_size, tta=flip)
 
 
 def _class_names(meta: dict) -> list[str]:
     return list(meta.get("class_names") or [str(i) for i in range(int(meta["num_classes"]))])
 
 
-def ensemble_probabilities(runs: str | Path | list, df: pd.DataFrame, dev: torch.device, tta: str = "auto",
-                           batch_size: int = 128, progress=None, log: Log | None = None,
-                           workers: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """The mean of each run's probabilities (each run counts once, whatever its folds), and the
-    class names, which every run must share."""
-    runs = _run_list(runs)
-    check_tta(tta)  # before any work
-    total, names = None, None
-    for run in runs:
-        probs, meta = run_probabilities(run, df, dev, tta, batch_size, progress, log, workers)
-        if names is not None and _class_names(meta) != names:
-            raise UserError(f"{run}: its classes differ from {runs[0]}'s; an ensemble needs runs trained on "
-                            "the same classes")
-        names = _class_names(meta)
-        total = probs if total is None else total + probs
-    return total / len(runs), names
+def load_runs(runs: str | Path | list, dev: torch.device) -> list[tuple[Path, list[nn.Module], dict]]:
+    """(run, models, metadata) of each run, checked before any image is prepared: every best
+    checkpoint loads, and all runs share one set of classes (what averaging needs)."""
+    loaded = [(run, *load_models(run, dev)) for run in _run_list(runs)]
+    first, _, meta = loaded[0]
+    for run, _, other in loaded[1:]:
+        if _class_names(other) != _class_names(meta):
+            raise UserError(f"{run}: its classes differ from {first}'s; an ensemble needs runs trained on the "
+                            "same classes")
+    return loaded
+
+
+def ensemble_probabilities(loaded: list[tuple[Path, list[nn.Module], dict]], df: pd.DataFrame, dev: torch.device,
+                           tta: str = "auto", batch_size: int = 128, progress=None, log: Log | None = None,
+                           workers: int | None = None) -> np.ndarray:
+    """The mean of the probabilities of the runs :func:`load_runs` loaded (each run counts once,
+    whatever its folds)."""
+    total = sum(run_probabilities(run, models, meta, df, dev, tta, batch_size, progress, log, workers)
+                for run, models, meta in loaded)
+    return total / len(loaded)
 
 
 def predict_probabilities(runs: str | Path | list, data_dir: str | Path, device: str = "auto", tta: str = "auto",
@@ -208,9 +212,12 @@ def predict_probabilities(runs: str | Path | list, data_dir: str | Path, device:
                           workers: int | None = None) -> tuple[str, pd.DataFrame, list, np.ndarray, list[str]]:
     """(layout, index, problems, (N, C) probabilities, class names) of ``data_dir``'s images
     by one run or the mean of several (an ensemble)."""
+    check_tta(tta)
+    dev = resolve_device(device)
+    loaded = load_runs(runs, dev)  # a bad run or checkpoint is named before the images are read
     layout, df, problems = _index_for(Path(data_dir).expanduser())
-    probs, names = ensemble_probabilities(runs, df, resolve_device(device), tta, batch_size, progress, log, workers)
-    return layout, df, problems, probs, names
+    probs = ensemble_probabilities(loaded, df, dev, tta, batch_size, progress, log, workers)
+    return layout, df, problems, probs, _class_names(loaded[0][2])
 
 
 def predict(run_dir: str | Path | list, data_dir: str | Path, out_csv: str | Path, device: str = "auto",
