@@ -63,9 +63,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
 class RunWriter:
     """The one place that writes into a run directory."""
 
-    def __init__(self, run_dir: str | Path, enabled: bool = True):
+    def __init__(self, run_dir: str | Path, enabled: bool = True, writes_status: bool | None = None):
         self.dir = Path(run_dir)
-        self.enabled = enabled  # False on every rank but 0 under torchrun
+        self.enabled = enabled  # False on every rank but 0 under torchrun (folds in parallel: each writes its own)
+        self.writes_status = enabled if writes_status is None else writes_status  # status.json: one writer
         self._status: dict[str, Any] = {}
         self._status_time = 0.0
 
@@ -102,7 +103,7 @@ class RunWriter:
         changed_state = "state" in fields and fields["state"] != self._status.get("state")
         self._status.update(fields, pid=os.getpid(), updated=time.time())
         now = time.monotonic()
-        if force or changed_state or now - self._status_time >= STATUS_INTERVAL:
+        if self.writes_status and (force or changed_state or now - self._status_time >= STATUS_INTERVAL):
             self._status_time = now
             self.write_json("status.json", self._status)
 

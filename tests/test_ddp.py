@@ -140,3 +140,24 @@ def test_a_killed_rank_ends_the_run_with_a_message_and_the_run_resumes(tiny, tmp
     assert read_status(run)["state"] == "done"
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3]
     assert load_checkpoint(run / "best.pt")["kind"] == "best"
+
+
+def test_folds_in_parallel_train_one_fold_per_process_into_one_run(tiny, tmp_path):
+    """--folds 2 --nproc 2 --parallel-folds: each process trains a whole fold, as a single process
+    would (same seeds, no gradient sharing), and rank 0 scores the out-of-fold predictions."""
+    data, recipe = tiny
+    flags = ["--data", str(data), "--recipe", str(recipe), "--folds", "2", *FLAGS]
+    side = _train([*flags, "--out", str(tmp_path / "side"), "--nproc", "2", "--parallel-folds"])
+    assert side.returncode == 0, side.stderr[-3000:]
+    plain = _train([*flags, "--out", str(tmp_path / "plain")])
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    a, b = _only_run(tmp_path / "side"), _only_run(tmp_path / "plain")
+    assert (a / "fold0" / "best.pt").is_file() and (a / "fold1" / "best.pt").is_file()
+    key = lambda r: (r["fold"], r["epoch"])  # noqa: E731
+    ra, rb = sorted(read_metrics(a), key=key), sorted(read_metrics(b), key=key)
+    assert [key(r) for r in ra] == [key(r) for r in rb] == [(f, e) for f in (0, 1) for e in (1, 2, 3)]
+    # One thread per process instead of two: the same training up to float summation order.
+    assert np.allclose([r["train_loss"] for r in ra], [r["train_loss"] for r in rb], rtol=0.02)
+    sa, sb = (json.loads((r / "summary.json").read_text()) for r in (a, b))
+    assert sa["scope"] == "out-of-fold" and sa["images"] == sb["images"] == 70
+    assert read_status(a)["state"] == "done"

@@ -133,6 +133,11 @@ class TrainConfig:
     nproc: int = field(default=1, metadata=opt(
         "processes on this machine: N > 1 starts torchrun (DistributedDataParallel, one per GPU); the batch "
         "size is per process", type=int, low=1))
+    # --folds K under torchrun: fold k trains on process k mod N, whole, instead of every fold
+    # being shared by all processes (the usual competition workflow: one fold per GPU)
+    parallel_folds: bool = field(default=False, metadata=opt(
+        "with --folds K and --nproc N: train the folds side by side, fold k on process k mod N, into one run",
+        type=bool))
     # how long a process waits for the others at a collective before the run fails (a lost peer)
     dist_timeout: float = field(default=1800.0, metadata=opt(
         "under torchrun: seconds a process waits for the others before the run fails", type=float, above=0.0))
@@ -187,6 +192,11 @@ def validate_config(cfg: TrainConfig) -> None:
     resolve_device(cfg.device)  # a missing GPU is named here, before any work
     if not cfg.data:
         raise UserError("--data is required: the dataset folder to train on")
+
+
+def parallel_folds(cfg: TrainConfig, dist) -> bool:
+    """Whether this run's folds train side by side, one process each (--parallel-folds)."""
+    return bool(cfg.parallel_folds and cfg.folds >= 2 and dist.active and dist.world > 1)
 
 
 # ----------------------------------------------------------------------------- resolving

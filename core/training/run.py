@@ -29,6 +29,7 @@ from core.training.config import (
     cli_command,
     config_dict,
     device_defaults,
+    parallel_folds,
     resolve_device,
     resolve_recipe,
     resume_config,
@@ -172,17 +173,19 @@ def _train(cfg: TrainConfig, device: torch.device, why: str | None, dist: Dist, 
     lasts = resume_points(Path(cfg.resume), cfg.folds) if cfg.resume else {}
     run_dir = Path(cfg.resume) if cfg.resume else Path(broadcast(dist, str(new_run_dir(cfg.out, cfg.model))
                                                                  if dist.main else None))
-    writer = RunWriter(run_dir, enabled=dist.main)
+    # Only rank 0 writes, except that with folds in parallel each process writes its own folds'
+    # checkpoints and metrics lines; status.json has one writer always.
+    writer = RunWriter(run_dir, enabled=dist.main or parallel_folds(cfg, dist), writes_status=dist.main)
     switch = _StopSwitch(run_dir, dist)
     callbacks = [*callbacks, *tensorboard_callbacks(cfg, writer)]  # --tensorboard: RUN/tb (rank 0 only)
     try:
         with _sigterm_to(switch):
             writer.status(state="running", message="preparing images", force=True, fold=0, epoch=0, epochs=cfg.epochs,
                           batch=0, n_batches=0, eta_s=None, started=time.time())
-            if not cfg.resume:
+            if dist.main and not cfg.resume:  # (the others pass rank 0 only after the cache barrier)
                 _write_config(writer, cfg, recipe, ds, df, splits)
                 writer.write_csv(FILES, files)
-            else:
+            elif dist.main:
                 writer.rewrite_metrics([r for fold in sorted(lasts) for r in lasts[fold]["state"]["history"]])
                 (run_dir / "STOP").unlink(missing_ok=True)
             _set_threads(device, dist)
@@ -201,9 +204,10 @@ def _train(cfg: TrainConfig, device: torch.device, why: str | None, dist: Dist, 
         writer.status(state="failed", message=_failure(exc, dist, run_dir), force=True)
         writer.log("failed:\n" + "".join(traceback.format_exception(exc)))
         raise
-    writer.status(state="done", message=f"done: {summary['scope']} macro F1 {summary['macro_f1']:.4f}",
-                  eta_s=0, result=summary, force=True)
-    emit(callbacks, "on_train_end", {"state": "done", "run_dir": str(run_dir), **summary})
+    if dist.main:
+        writer.status(state="done", message=f"done: {summary['scope']} macro F1 {summary['macro_f1']:.4f}",
+                      eta_s=0, result=summary, force=True)
+        emit(callbacks, "on_train_end", {"state": "done", "run_dir": str(run_dir), **summary})
     return run_dir
 
 

@@ -30,7 +30,7 @@ from core.training.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from core.training.config import TrainConfig, config_dict, resolve_head
+from core.training.config import TrainConfig, config_dict, parallel_folds, resolve_head
 from core.training.data import TrainData
 from core.training.distributed import SINGLE, Dist, any_rank, barrier, deal, gather_rows
 from core.training.optim import (
@@ -122,6 +122,10 @@ class Trainer:
                  callbacks: list[Callbacks], device: torch.device, dist: Dist = SINGLE):
         self.cfg, self.recipe, self.data, self.writer = cfg, recipe, data, writer
         self.callbacks, self.device, self.dist = callbacks, device, dist
+        # --parallel-folds under torchrun: each process trains whole folds on its own (no DDP),
+        # so everything inside a fold runs as in a single process.
+        self.parallel = parallel_folds(cfg, dist)
+        self.tdist = SINGLE if self.parallel else dist
         self.stop_flag = False
         self._stop_asks = 0
         self.num_classes = len(data.class_names)
@@ -157,12 +161,12 @@ class Trainer:
         """A Stop button (STOP file) or SIGTERM. Under torchrun the ranks agree: every
         STOP_EVERY-th ask (and every ``now`` ask) is one all-reduce, so all stop at one step."""
         local = self.stop_flag or stop_requested(self.writer.dir)
-        if not self.dist.active:
+        if not self.tdist.active:
             return local
         self._stop_asks += 1
         if not now and self._stop_asks % STOP_EVERY:
             return False
-        return any_rank(self.dist, local, self.device)
+        return any_rank(self.tdist, local, self.device)
 
     # --- pieces ------------------------------------------------------------------------
     def _autocast(self):
@@ -185,7 +189,7 @@ class Trainer:
             self.message(f"oversampling ({s.method}): {len(labels)} -> {len(plan)} training samples")
         return BatchSource(self.store, train_rows[plan.a], train_rows[plan.b], plan.gap,
                            plan.labels.astype(np.int64), self.recipe.augment, self.cfg.seed, self.device,
-                           self.cfg.channels_last, self.dist.rank if self.dist.world > 1 else None)
+                           self.cfg.channels_last, self.tdist.rank if self.tdist.world > 1 else None)
 
     def evaluate(self, model: nn.Module, rows: np.ndarray, criterion: nn.Module,
                  tta: bool = False) -> tuple[dict, np.ndarray]:
@@ -194,11 +198,11 @@ class Trainer:
         ``tta`` averages in the mirrored images as predict does; the final report uses it, the
         per-epoch validation skips it (half the cost).
         """
-        mine = deal(len(rows), self.dist)  # this rank's share of the rows (all of them in one process)
+        mine = deal(len(rows), self.tdist)  # this rank's share of the rows (all of them in one process)
         logits = predict_logits(model, self.store, rows[mine], max(64, self.cfg.batch_size * 2), self.device,
                                 self.cfg.channels_last, self._autocast(), tta=tta)
-        if self.dist.active:  # every rank gets every row's logits, in row order: metrics over all rows
-            logits = gather_rows(self.dist, len(rows), mine, torch.from_numpy(logits).to(self.device)).cpu().numpy()
+        if self.tdist.active:  # every rank gets every row's logits, in row order: metrics over all rows
+            logits = gather_rows(self.tdist, len(rows), mine, torch.from_numpy(logits).to(self.device)).cpu().numpy()
         y = self.data.labels[rows]
         with torch.inference_mode():
             val_loss = float(criterion(torch.from_numpy(logits), torch.from_numpy(y)))
@@ -215,7 +219,7 @@ class Trainer:
         self.message(note if not last else f"{cfg.model}: resuming from {sub or '.'}/last.pt")
         model = model.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
         source = self._batch_source(train_rows)
-        n_batches = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, fold, 0, self.dist))
+        n_batches = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, fold, 0, self.tdist))
         steps_per_epoch = math.ceil(n_batches / cfg.accum_steps)
         optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
         scheduler, per_step = make_scheduler(cfg.scheduler, optimizer, cfg.epochs, steps_per_epoch, cfg.warmup_epochs)
@@ -235,7 +239,7 @@ class Trainer:
     def _step_model(self, model: nn.Module) -> nn.Module:
         """What the train step calls: the model, wrapped in DDP under torchrun (after any
         restore: DDP starts every rank from rank 0's weights), compiled with --compile."""
-        if self.dist.active:
+        if self.tdist.active:
             model = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         return torch.compile(model) if self.cfg.compile else model
 
@@ -277,7 +281,7 @@ class Trainer:
 
     def _run_epoch(self, run: FoldRun, epoch: int) -> None:
         cfg, state, n_batches = self.cfg, run.state, run.n_batches
-        order = epoch_batches(len(run.source), cfg.batch_size, cfg.seed, run.fold, epoch, self.dist)
+        order = epoch_batches(len(run.source), cfg.batch_size, cfg.seed, run.fold, epoch, self.tdist)
         self.emit("on_epoch_start", run.fold, epoch, n_batches)
         self.writer.status(state="running", fold=run.fold, epoch=epoch + 1, epochs=cfg.epochs, batch=state.next_batch,
                            n_batches=n_batches, message=f"training epoch {epoch + 1}", force=True)
@@ -318,6 +322,8 @@ class Trainer:
     def run(self, splits: list[tuple[np.ndarray, np.ndarray]], lasts: dict[int, dict]) -> dict:
         self.n_models = len(splits)
         for fold, (tr, va) in enumerate(splits):
+            if self.parallel and fold % self.dist.world != self.dist.rank:
+                continue  # another process trains this fold
             last = lasts.get(fold)
             if last and last["state"]["epoch"] >= self.cfg.epochs:
                 continue  # this fold finished before the interruption
@@ -326,7 +332,9 @@ class Trainer:
 
     def finish(self, splits) -> dict:
         """Out-of-fold (or validation) predictions of the best checkpoints and their reports."""
-        barrier(self.dist)  # rank 0 wrote best.pt; every rank reads it
+        barrier(self.dist)  # rank 0 (or, with folds in parallel, each fold's process) wrote best.pt
+        if self.parallel and not self.dist.main:
+            return {}  # rank 0 scores every fold's best model
         criterion = build_loss(self.cfg.loss, self.num_classes, self.cfg.focal_gamma, self.cfg.smoothing)
         frames, best_epochs = [], []
         for fold, (_, va) in enumerate(splits):
