@@ -272,77 +272,6 @@ def cmd_lr_find(args) -> int:
     paths = write_sweep(sweep, folder)
     print(describe(sweep))
     print(f"curve: {paths['csv']}")
-    print(f"plot:  {paths['png']}" if paths["png"] else "plot:  none (matplotlib is not installed; the CSV has the curve)")
-    return 0
-
-
-def cmd_label_issues(args) -> int:
-    from core.label_issues import finder_config, planted_recall, suspects_of
-    from core.runs import read_status
-    from core.training import train
-
-    run = args.run
-    if run is None:
-        settings = {k: getattr(args, k) for k in LABEL_ISSUE_TRAIN_FLAGS}
-        cfg = finder_config(args.data, 3 if args.folds is None else args.folds, out=args.runs, **settings)
-        print(f"training a {cfg.folds}-fold run for out-of-fold predictions of every image", file=sys.stderr)
-        run = train(cfg, callbacks=[_terminal_callbacks()])
-        status = read_status(run)
-        if status.get("state") != "done":
-            raise UserError(f"{run}: the training did not finish ({status.get('message', 'stopped')}); "
-                            f"pass it with --run once it is done")
-    elif args.folds is not None:
-        raise UserError("--folds applies to the run the finder trains; with --run the run's own folds are used")
-    persons, images = suspects_of(run, args.data)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    persons.to_csv(out, index=False)
-    images_out = out.with_name(f"{out.stem}_images{out.suffix or '.csv'}")
-    images.to_csv(images_out, index=False)
-    print(f"run: {run}")
-    print(f"wrote {len(persons)} ranked persons to {out} and {len(images)} ranked images to {images_out}")
-    print(f"flagged by cleanlab: {int(persons['flagged'].sum())} persons, {int(images['flagged'].sum())} images")
-    top = persons.head(args.show)
-    if len(top):
-        print(top[["rank", "person", "field", "given", "suggested", "score"]].to_string(index=False,
-                                                                                        float_format="%.4f"))
-    if args.truth:
-        r = planted_recall(persons, args.truth)
-        print(f"planted persons among the top {r['top']} suspects: {r['found']} of {r['planted']} "
-              f"(recall {r['recall']:.2f}; right field for {r['field_right']})"
-              + (f"; missed: {', '.join(r['missed'])}" if r["missed"] else ""))
-    return 0
-
-
-LABEL_ISSUE_TRAIN_FLAGS = ("recipe", "model", "epochs", "batch_size", "lr", "seed", "device", "workers", "corrections")
-
-
-def _add_label_issue_flags(parser: argparse.ArgumentParser) -> None:
-    """The train settings the finder's own K-fold run takes, with TrainConfig's help (said once there)."""
-    from core.training.config import flag_name, train_flags
-
-    for name, meta in train_flags():
-        if name in LABEL_ISSUE_TRAIN_FLAGS:
-            parser.add_argument(flag_name(name), type=meta["type"], default=None,
-                                help=meta["help"] + " (for the run trained without --run)")
-
-
-def cmd_lr_find(args) -> int:
-    from core.training import TrainConfig
-    from core.training.config import FLAG_FIELDS
-    from core.training.lr_find import describe, lr_find, write_sweep
-
-    given = {k: getattr(args, k) for k in FLAG_FIELDS if getattr(args, k) is not None}
-    if "data" not in given:
-        raise UserError("lr-find: --data is required (the dataset folder)")
-    cfg = TrainConfig(**given)
-    sweep = lr_find(cfg, steps=args.steps, lr_start=args.lr_start, lr_end=args.lr_end,
-                    log=lambda text: print(text, file=sys.stderr), progress=_progress_bar("lr sweep"),
-                    cache_progress=_progress_bar("images"))
-    folder = Path(args.save) if args.save else Path(cfg.out) / "lr-find" / time.strftime("%Y%m%d-%H%M%S")
-    paths = write_sweep(sweep, folder)
-    print(describe(sweep))
-    print(f"curve: {paths['csv']}")
     print(f"plot:  {paths['png']}" if paths["png"]
           else "plot:  none (matplotlib is not installed; the CSV has the curve)")
     return 0
@@ -470,15 +399,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--pred", required=True, help="submission CSV (ImageID,ans)")
     e.add_argument("--gt", required=True, help="true answers CSV (ImageID,ans)")
     e.set_defaults(func=cmd_evaluate)
-
-    lr = sub.add_parser("lr-find", help="sweep the learning rate over a few hundred training steps; suggest one")
-    _add_train_flags(lr)
-    lr.add_argument("--steps", type=int, default=None,
-                    help="optimiser steps in the sweep (default: 5 epochs' worth, between 20 and 300)")
-    lr.add_argument("--lr-start", type=float, default=1e-7, help="first learning rate (default: 1e-7)")
-    lr.add_argument("--lr-end", type=float, default=10.0, help="last learning rate (default: 10)")
-    lr.add_argument("--save", default=None, help="folder for lr_find.csv/.json/.png (default: OUT/lr-find/<time>)")
-    lr.set_defaults(func=cmd_lr_find)
 
     lr = sub.add_parser("lr-find", help="sweep the learning rate over a few hundred training steps; suggest one")
     _add_train_flags(lr)
