@@ -69,8 +69,11 @@ class Augment:
 @dataclass
 class Sampling:
     # Oversampling of the training split only.
-    method: str = field(default="none", metadata=_choices("none", "random", "smote"))
-    # Each class is raised to at least target x the largest class (1.0 = fully balanced).
+    # random / smote add samples to the training split; weighted keeps it and draws each epoch
+    # with class weights instead (no sample is listed twice; rare images recur across epochs).
+    method: str = field(default="none", metadata=_choices("none", "random", "smote", "weighted"))
+    # Each class is raised to at least target x the largest class (1.0 = fully balanced);
+    # for weighted, in expectation per epoch.
     target: float = field(default=1.0, metadata=_rng(0.05, 1.0))
     k_neighbors: int = field(default=5, metadata=_rng(1, 50))  # SMOTE neighbours
     # SMOTE finds neighbours on images downsized to this (width, height), never full size.

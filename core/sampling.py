@@ -52,6 +52,8 @@ class SamplePlan:
     gap: np.ndarray  # float64 in [0, 1]; 0 for originals and duplicates
     labels: np.ndarray  # class of each sample
     notes: list[str] = field(default_factory=list)  # what was adjusted and why, for the user
+    # weighted: each sample's chance to be drawn per epoch (sums to 1); None: each once per epoch
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.a)
@@ -62,7 +64,10 @@ class SamplePlan:
         return self.a != self.b
 
     def counts(self) -> dict[int, int]:
+        """Samples per class in one epoch (expected, rounded, for a weighted plan)."""
         values, counts = np.unique(self.labels, return_counts=True)
+        if self.weights is not None:
+            counts = [round(len(self) * float(self.weights[self.labels == v].sum())) for v in values]
         return {int(v): int(c) for v, c in zip(values, counts)}
 
 
@@ -249,13 +254,28 @@ def oversample(labels: np.ndarray, method: str = "none", target: float = 1.0, k_
         return plan
     if method == "random":
         return _random_plan(labels, strategy, seed)
+    if method == "weighted":
+        return weighted_plan(labels, strategy)
     if method == "smote":
         if features is None or len(features) != len(labels):
             raise ValueError("SMOTE needs one feature row per label (see smote_features)")
         return _smote_plan(labels, np.asarray(features, dtype=np.float32), strategy, k_neighbors, seed)
     # A choice added to the recipe before a plan exists for it must fail loudly, not train unsampled.
     raise ValueError(f"oversampling method {method!r} is a recipe choice that core.sampling cannot plan yet; "
-                     f"use one of none, random, smote")
+                     f"use one of none, random, smote, weighted")
+
+
+def weighted_plan(labels: np.ndarray, strategy: dict[int, int]) -> SamplePlan:
+    """Every row once, with draw weights that give class c an expected share of each epoch
+    proportional to ``strategy[c]`` (what random oversampling would list), so an epoch keeps
+    its length and no row is duplicated in the plan."""
+    plan = identity_plan(labels)
+    values, counts = np.unique(labels, return_counts=True)
+    per_class = {int(v): strategy[int(v)] / int(c) for v, c in zip(values, counts)}
+    w = np.array([per_class[int(v)] for v in labels], dtype=np.float64)
+    plan.weights = w / w.sum()
+    plan.notes.append("weighted: each epoch draws " + f"{len(labels)} samples with replacement, rare classes more often")
+    return plan
 
 
 def materialize(plan: SamplePlan, x: np.ndarray) -> np.ndarray:

@@ -127,7 +127,7 @@ def test_smote_needs_features_and_valid_arguments():
     labels, _ = _data()
     with pytest.raises(ValueError, match="feature"):
         oversample(labels, "smote")
-    with pytest.raises(ValueError, match="'adasyn'.*none, random, smote"):
+    with pytest.raises(ValueError, match="'adasyn'.*none, random, smote, weighted"):
         oversample(labels, "adasyn")
 
 
@@ -136,10 +136,10 @@ def test_methods_are_the_recipes_choices(monkeypatch):
         Recipe.from_dict({"sampling": {"method": "adasyn"}})
     assert str(err.value).endswith(f"allowed: {', '.join(METHODS)}")
     # A choice the recipe gains before core.sampling can plan it fails loudly instead of training unsampled.
-    monkeypatch.setattr(sampling, "METHODS", METHODS + ("weighted",))
+    monkeypatch.setattr(sampling, "METHODS", METHODS + ("adasyn",))
     labels, _ = _data()
-    with pytest.raises(ValueError, match="'weighted'.*cannot plan"):
-        oversample(labels, "weighted")
+    with pytest.raises(ValueError, match="'adasyn'.*cannot plan"):
+        oversample(labels, "adasyn")
 
 
 def test_smote_features_are_small_and_scaled():

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from core.augment import augment_batch, normalize, to_float
+from core.mixing import mix_batch
 from core.recipe import Augment
 from core.training.distributed import SINGLE, Dist, deal
 
@@ -22,14 +23,18 @@ def _batch_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, fold: int, epoch: int, dist: Dist = SINGLE) -> list[np.ndarray]:
+def epoch_batches(n: int, batch_size: int, seed: int, fold: int, epoch: int, dist: Dist = SINGLE,
+                  weights: np.ndarray | None = None) -> list[np.ndarray]:
     """Shuffled positions 0..n-1 cut into ceil(n / batch_size) near-equal batches (this rank's share).
 
     Near-equal sizes use every sample each epoch without a 1-image batch (which batch norm
     cannot train on); no batch is larger than ``batch_size``. Under torchrun the epoch's order
     is dealt out to the ranks first (core.training.distributed.deal): equal shards, new each epoch.
     """
-    order = deal(n, dist, np.random.default_rng(_batch_seed(seed, fold, epoch)).permutation(n))
+    rng = np.random.default_rng(_batch_seed(seed, fold, epoch))
+    # weighted sampling (core.sampling.weighted_plan): n draws with replacement, by weight
+    order = rng.permutation(n) if weights is None else rng.choice(n, size=n, replace=True, p=weights)
+    order = deal(n, dist, order)
     return np.array_split(order, max(1, math.ceil(len(order) / batch_size)))
 
 
@@ -135,6 +140,10 @@ class BatchSource:
     device: torch.device = torch.device("cpu")
     channels_last: bool = True
     rank: int | None = None  # under torchrun with several ranks: each rank's batches draw their own numbers
+    weights: np.ndarray | None = None  # per-sample draw weights of a weighted plan (epoch_batches uses them)
+    mix: str = "none"  # batch mixing (core.mixing): none | mixup | cutmix | cutmix-vertical
+    mix_prob: float = 0.5  # share of batches mixed
+    mix_alpha: float = 1.0  # Beta(alpha, alpha) of mixup's and cutmix's lam
 
     def __post_init__(self):
         self.store = as_store(self.images, self.device)
@@ -158,6 +167,7 @@ class BatchSource:
             x = gather(self.store, self.a[idx], self.b[idx], self.gap[idx])
             x = normalize(augment_batch(x, self.augment, gen, self._pixel_generator(*key, 2)))
             y = self._labels[torch.from_numpy(np.asarray(idx, np.int64)).to(self.device)]
+            x, y = mix_batch(x, y, self.mix, self.mix_prob, self.mix_alpha, gen)  # after the augmentation draws
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y

@@ -22,6 +22,7 @@ from core.devices import DEVICES, resolve_device
 from core.errors import UserError
 from core.labels import CLASS_NAMES
 from core.losses import LOSSES
+from core.mixing import MIXES
 from core.models import HEADS, MODEL_HELP, WEIGHTS_HELP, check_model_name
 from core.recipe import Recipe, starter_recipe
 from core.runs import read_json, run_path
@@ -31,14 +32,15 @@ SCHEDULERS = ("none", "step", "cosine", "plateau")
 
 
 def opt(help: str, *, type: type = str, choices: Iterable | None = None, low: float | None = None,
-        above: float | None = None, below: float | None = None, flag: bool = True) -> dict:
+        high: float | None = None, above: float | None = None, below: float | None = None,
+        flag: bool = True) -> dict:
     """Field metadata: the flag's help, its type, the allowed choices or bounds.
 
-    ``low`` is an inclusive lower bound, ``above``/``below`` exclusive ones. ``flag=False``
+    ``low``/``high`` are inclusive bounds, ``above``/``below`` exclusive ones. ``flag=False``
     keeps a field off the command line (``resume`` has its own rules).
     """
     return {"help": help, "type": type, "choices": tuple(choices) if choices is not None else None,
-            "low": low, "above": above, "below": below, "flag": flag}
+            "low": low, "high": high, "above": above, "below": below, "flag": flag}
 
 
 # Settings that follow the device when left as None. On the CPU the small CNN is the one that
@@ -133,6 +135,13 @@ class TrainConfig:
     nproc: int = field(default=1, metadata=opt(
         "processes on this machine: N > 1 starts torchrun (DistributedDataParallel, one per GPU); the batch "
         "size is per process", type=int, low=1))
+    # batch mixing (core.mixing), off unless a measurement shows it wins on this data
+    mix: str = field(default="none", metadata=opt(
+        "none | mixup | cutmix | cutmix-vertical (left or right half from another image): mix batches, with "
+        "mixed targets", choices=MIXES))
+    mix_prob: float = field(default=0.5, metadata=opt("share of batches mixed", type=float, low=0.0, high=1.0))
+    mix_alpha: float = field(default=1.0, metadata=opt("Beta(alpha, alpha) of the mixing share (mixup, cutmix)",
+                                                       type=float, above=0.0))
     # --folds K under torchrun: fold k trains on process k mod N, whole, instead of every fold
     # being shared by all processes (the usual competition workflow: one fold per GPU)
     parallel_folds: bool = field(default=False, metadata=opt(
@@ -177,6 +186,8 @@ def _check_field(name: str, value: Any, meta: dict) -> None:
             raise UserError(f"--{option} must be a number, got {value!r}")
         if meta["low"] is not None and value < meta["low"]:
             raise UserError(f"--{option} must be >= {meta['low']}, got {value}")
+        if meta["high"] is not None and value > meta["high"]:
+            raise UserError(f"--{option} must be <= {meta['high']}, got {value}")
         if meta["above"] is not None and not value > meta["above"]:
             raise UserError(f"--{option} must be > {meta['above']}, got {value}")
         if meta["below"] is not None and not value < meta["below"]:

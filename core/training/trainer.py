@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core import __version__
 from core.losses import build_loss
+from core.mixing import MixedLoss
 from core.metrics import classification_metrics, confusion_table, per_class_report
 from core.models import build_model
 from core.predict import predict_logits
@@ -189,7 +190,8 @@ class Trainer:
             self.message(f"oversampling ({s.method}): {len(labels)} -> {len(plan)} training samples")
         return BatchSource(self.store, train_rows[plan.a], train_rows[plan.b], plan.gap,
                            plan.labels.astype(np.int64), self.recipe.augment, self.cfg.seed, self.device,
-                           self.cfg.channels_last, self.tdist.rank if self.tdist.world > 1 else None)
+                           self.cfg.channels_last, self.tdist.rank if self.tdist.world > 1 else None,
+                           plan.weights, self.cfg.mix, self.cfg.mix_prob, self.cfg.mix_alpha)
 
     def evaluate(self, model: nn.Module, rows: np.ndarray, criterion: nn.Module,
                  tta: bool = False) -> tuple[dict, np.ndarray]:
@@ -219,7 +221,7 @@ class Trainer:
         self.message(note if not last else f"{cfg.model}: resuming from {sub or '.'}/last.pt")
         model = model.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
         source = self._batch_source(train_rows)
-        n_batches = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, fold, 0, self.tdist))
+        n_batches = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, fold, 0, self.tdist, source.weights))
         steps_per_epoch = math.ceil(n_batches / cfg.accum_steps)
         optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay)
         scheduler, per_step = make_scheduler(cfg.scheduler, optimizer, cfg.epochs, steps_per_epoch, cfg.warmup_epochs)
@@ -227,7 +229,7 @@ class Trainer:
                                                   and not torch.cuda.is_bf16_supported()) else None
         ema = WeightEMA(model, ema_decay(cfg.ema_epochs, steps_per_epoch)) if cfg.ema_epochs > 0 else None
         run = FoldRun(fold, sub, model, ema, optimizer, scheduler, per_step, scaler,
-                      build_loss(cfg.loss, self.num_classes, cfg.focal_gamma, cfg.smoothing), source, n_batches,
+                      MixedLoss(build_loss(cfg.loss, self.num_classes, cfg.focal_gamma, cfg.smoothing)), source, n_batches,
                       FoldState(fold=fold))
         if last:
             run.restore(last)
@@ -281,7 +283,8 @@ class Trainer:
 
     def _run_epoch(self, run: FoldRun, epoch: int) -> None:
         cfg, state, n_batches = self.cfg, run.state, run.n_batches
-        order = epoch_batches(len(run.source), cfg.batch_size, cfg.seed, run.fold, epoch, self.tdist)
+        order = epoch_batches(len(run.source), cfg.batch_size, cfg.seed, run.fold, epoch, self.tdist,
+                              run.source.weights)
         self.emit("on_epoch_start", run.fold, epoch, n_batches)
         self.writer.status(state="running", fold=run.fold, epoch=epoch + 1, epochs=cfg.epochs, batch=state.next_batch,
                            n_batches=n_batches, message=f"training epoch {epoch + 1}", force=True)

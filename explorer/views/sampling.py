@@ -10,7 +10,8 @@ from explorer.guard import PageStop, require_dataset
 from explorer.recipe_state import get_recipe, init_widget, update_recipe
 from explorer.widgets import current, field_range, recipe_choice, recipe_slider, widget_key
 
-METHOD_NAMES = {"none": "None", "random": "Random duplication", "smote": "SMOTE"}
+METHOD_NAMES = {"none": "None", "random": "Random duplication", "smote": "SMOTE",
+                "weighted": "Class-weighted draws each epoch"}
 SIZE_PRESETS = [(12, 16), (24, 32), (36, 48), (48, 64)]  # offered SMOTE sizes (w, h), kept to the recipe's range
 
 st.title("Oversampling")
@@ -57,6 +58,9 @@ except ValueError as exc:
     raise PageStop
 for note in plan.notes:
     st.info(note)
+if method == "weighted":
+    st.caption("Weighted: the training split keeps its images; each epoch draws as many with replacement, rare "
+               "classes more often. *train after* is the expected count per epoch.")
 table = stats.split_counts(labels, train_idx, val_idx, plan.counts(), ds.class_names)
 missing = table.loc[(table["train_before"] == 0) & (table["val"] > 0), "name"]
 if len(missing):
