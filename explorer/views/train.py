@@ -21,7 +21,6 @@ from core.training.config import device_defaults, with_device_defaults
 from explorer import report
 from explorer.data import loaded, runs_dir
 from explorer.lr_finder import show_lr_finder
-from explorer.lr_finder import show_lr_finder
 from explorer.recipe_state import get_recipe, init_widget, recipe_json
 
 # The CLI's defaults are the page's, with the device's model, epochs, batch size and lr filled in
@@ -191,7 +190,6 @@ values = settings()
 data_root = dataset_for_training()
 eval_dir = eval_folder(data_root or loaded().root)
 cfg = config(values, data_root, runs)
-show_lr_finder(cfg, get_recipe(), runs, disabled=data_root is None)
 show_lr_finder(cfg, get_recipe(), runs, disabled=data_root is None)
 if st.button("Train & evaluate", key="t.start", type="primary", disabled=data_root is None,
              icon=":material/play_arrow:"):
