@@ -337,7 +337,11 @@ def review_state(suspects: pd.DataFrame, corrections_csv: str | Path) -> pd.Seri
 
 # ----------------------------------------------------------------------------- retraining
 
-CHANGES_ONLY_WHERE = ("corrections", "out", "resume", "workers", "device")  # not part of "the same settings"
+# What must be equal for two runs' scores to compare ("the same settings"); the resolved recipe is
+# compared too. Paths of recipe files, output folders, devices and worker counts may differ.
+COMPARED = ("data", "model", "head", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "loss",
+            "focal_gamma", "smoothing", "accum_steps", "folds", "val_ratio", "seed", "weights", "warmup_epochs",
+            "ema_epochs")
 
 
 def retrain_config(run: str | Path, corrections_csv: str | Path, out: str | Path):
@@ -362,8 +366,9 @@ def baseline_run(run: str | Path, candidates: list[Path]) -> Path | None:
             c = read_config(path)
         except UserError:
             return None
-        cfg = {k: v for k, v in c.get("config", {}).items() if k not in CHANGES_ONLY_WHERE}
-        return {**cfg, "recipe": c.get("recipe")}, str(c.get("config", {}).get("corrections")), c.get("created", "")
+        cfg = c.get("config", {})
+        return ({k: cfg.get(k) for k in COMPARED} | {"recipe": c.get("recipe")}, str(cfg.get("corrections")),
+                c.get("created", ""))
 
     mine = settings(Path(run))
     if mine is None:

@@ -1,4 +1,5 @@
-"""Small pure helpers behind the explorer's pages: class tables, imbalance, sample picks, sizes.
+"""Small pure helpers behind the explorer's pages: class tables, imbalance, sample picks, sizes,
+image properties (brightness, contrast, blur) and the images of a confusion-matrix cell.
 
 Nothing here imports streamlit; every function takes plain values (DataFrames, arrays) and
 returns plain values, so the pages stay thin and the numbers are testable on their own.
@@ -7,6 +8,7 @@ returns plain values, so the pages stay thin and the numbers are testable on the
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -172,3 +174,61 @@ def synthetic_examples(a: np.ndarray, b: np.ndarray, gap: np.ndarray, n: int, se
         return [int(i) for i in synth]
     rng = np.random.default_rng(seed)
     return sorted(int(i) for i in rng.choice(synth, size=n, replace=False))
+
+
+# ----------------------------------------------------------------------------- image properties
+
+PROPERTY_HEIGHT = 256  # images are measured at this height, so blur compares across image sizes
+PROPERTIES = {"brightness": "Brightness (mean grey level, 0-255)",
+              "contrast": "Contrast (standard deviation of the grey levels)",
+              "laplacian_var": "Blur: variance of the Laplacian (lower = blurrier)"}
+
+
+def image_properties(path: str | Path) -> dict[str, float]:
+    """Brightness, contrast and the variance of the Laplacian (a blur measure: a sharp image has
+    strong edges, hence a large variance) of one image's grey levels at PROPERTY_HEIGHT.
+
+    JPEGs are decoded at half size by libjpeg itself (IMREAD_REDUCED_GRAYSCALE_2): a 384x512
+    photo is measured at 256 rows anyway, and the reduced decode is several times faster.
+    """
+    gray = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_2)
+    if gray is None:  # a format OpenCV cannot read: PIL's decoder
+        from core.preprocess import load_rgb
+
+        gray = cv2.cvtColor(np.asarray(load_rgb(path)), cv2.COLOR_RGB2GRAY)
+    gray = resize_to_height(gray, PROPERTY_HEIGHT)
+    return {"brightness": float(gray.mean()), "contrast": float(gray.std()),
+            "laplacian_var": float(cv2.Laplacian(gray, cv2.CV_64F).var())}
+
+
+def property_table(df: pd.DataFrame, per_class: int = 30, seed: int = 0) -> pd.DataFrame:
+    """PROPERTIES of up to ``per_class`` seeded-random images of each class (sample_per_class):
+    path, label, label_name and one column per property, for box plots by class."""
+    picks = sample_per_class(df, per_class, seed)
+    values = [image_properties(p) for p in picks["path"]]
+    names = picks["label_name"].where(picks["label"] >= 0, "no label") if "label_name" in picks else "no label"
+    return pd.concat([pd.DataFrame({"path": picks["path"].to_numpy(), "label": picks["label"].to_numpy(),
+                                    "label_name": np.asarray(names)}),
+                      pd.DataFrame(values, columns=list(PROPERTIES))], axis=1)
+
+
+# ----------------------------------------------------------------------------- confusion cells
+
+def confusion_cell(cells: list, columns: list[str]) -> tuple[int, int] | None:
+    """(true class, predicted class) of a single-cell selection on the confusion table, whose row
+    i is true class i and whose columns are ``columns`` (column j = predicted class j); None when
+    nothing, or a cell outside the class columns, is selected. ``cells`` is what st.dataframe's
+    selection holds: [(row position, column name)]."""
+    if not cells:
+        return None
+    row, column = cells[0]
+    if column not in columns:
+        return None
+    return int(row), columns.index(column)
+
+
+def cell_rows(predictions: pd.DataFrame, true: int, pred: int) -> pd.DataFrame:
+    """The validation predictions (val_predictions.csv rows) of one confusion-matrix cell: true
+    class ``true`` predicted as ``pred``, the most confident mistakes (lowest p(true)) first."""
+    rows = predictions[(predictions["true"] == true) & (predictions["pred"] == pred)]
+    return rows.sort_values("prob_true", kind="stable").reset_index(drop=True)

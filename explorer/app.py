@@ -37,6 +37,7 @@ PAGES = {
     "Model": [
         st.Page("views/train.py", title="Train & evaluate", icon=":material/model_training:"),
         st.Page("views/runs.py", title="Runs", icon=":material/history:"),
+        st.Page("views/label_issues.py", title="Label issues", icon=":material/rule:"),
     ],
 }
 

@@ -1,4 +1,5 @@
-"""Figures of runs: training curves, run comparisons, the confusion matrix and per-class F1.
+"""Figures: training curves, run comparisons, per-class F1, image properties
+by class and the embedding map.
 
 Plain functions from tables (read by core.runs) to plotly figures; no Streamlit here, so a
 figure can be checked without a page.
@@ -44,16 +45,6 @@ def comparison_figure(curves: pd.DataFrame, y: str, title: str) -> go.Figure:
     return _epoch_axis(fig, curves["epoch"], 340)
 
 
-def confusion_figure(conf: pd.DataFrame) -> go.Figure:
-    names = [str(n) for n in conf.columns]
-    fig = px.imshow(conf.to_numpy(), x=names, y=list(map(str, conf.index)), text_auto=True,
-                    color_continuous_scale="Blues", aspect="auto",
-                    labels={"x": "predicted", "y": "true", "color": "images"})
-    fig.update_layout(height=max(360, 28 * len(names) + 200), margin=dict(t=30, b=10),
-                      xaxis_tickangle=-40, coloraxis_showscale=False)
-    return fig
-
-
 def per_class_figure(report: pd.DataFrame) -> go.Figure:
     fig = px.bar(report, x="name", y="f1", text=report["f1"].map("{:.2f}".format),
                  hover_data=["precision", "recall", "support", "predicted"],
@@ -61,3 +52,37 @@ def per_class_figure(report: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(range=[0, 1.05])
     fig.update_layout(height=380, xaxis_tickangle=-40, margin=dict(t=40, b=10))
     return fig
+
+
+def property_boxes(table: pd.DataFrame, column: str, title: str) -> go.Figure:
+    """One box per class of an image property (core.stats.property_table), classes in label order."""
+    order = table.sort_values("label", kind="stable")["label_name"].drop_duplicates().tolist()
+    fig = px.box(table, x="label_name", y=column, points="outliers", title=title,
+                 category_orders={"label_name": order}, labels={"label_name": "class", column: ""})
+    fig.update_layout(height=340, xaxis_tickangle=-40, margin=dict(t=40, b=10), showlegend=False)
+    return fig
+
+
+def embedding_figure(points: pd.DataFrame) -> go.Figure:
+    """The 2-D embedding map: one colour per true class, mistakes drawn as crosses. Each point
+    carries its row in ``points`` as customdata, which :func:`selected_rows` reads back."""
+    shown = points.assign(row=range(len(points)),
+                          outcome=points["mistake"].map({True: "mistake", False: "right"}))
+    fig = px.scatter(shown, x="x", y="y", color="true_name", symbol="outcome", custom_data=["row"],
+                     symbol_map={"right": "circle", "mistake": "x"},
+                     hover_data={"x": False, "y": False, "row": False, "pred_name": True, "path": True},
+                     labels={"true_name": "true class", "outcome": "", "pred_name": "predicted"},
+                     title="Embedding map of the validation images (select points to see them)")
+    fig.update_traces(marker=dict(size=7, opacity=0.8))
+    fig.update_layout(height=560, margin=dict(t=40, b=10), dragmode="lasso", xaxis_title="", yaxis_title="")
+    return fig
+
+
+def selected_rows(points: list[dict]) -> list[int]:
+    """Rows of the embedding table behind the points of a plotly selection (their customdata)."""
+    rows = []
+    for p in points:
+        data = p.get("customdata")
+        if data is not None and len(data):
+            rows.append(int(data[0]))
+    return sorted(set(rows))

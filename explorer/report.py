@@ -15,12 +15,11 @@ import streamlit as st
 
 from core import launch
 from core.errors import UserError
+from core.label_issues import baseline_run
 from core.runs import Scores, fold_count, metrics_frame, read_config, read_summary, read_table, run_scores
-from explorer import charts
-from explorer.compute import thumbnail
+from explorer import charts, mistakes
 from explorer.submission import show_checkpoint_download, show_submission
 
-GALLERY = 12  # worst-predicted validation images shown
 STATE_ICONS = {"done": ":material/check_circle:", "running": ":material/pending:", "starting": ":material/pending:",
                "stopped": ":material/stop_circle:", "failed": ":material/error:"}  # for markdown
 F1_FORMAT = {c: st.column_config.NumberColumn(format="%.4f")
@@ -114,26 +113,6 @@ def metrics_table(m: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="fold") if table["fold"].nunique() == 1 else table
 
 
-def show_gallery(run: Path, names: list[str]) -> None:
-    table = read_table(run, "val_predictions.csv")
-    if table is None or table.empty:
-        return
-    st.subheader("Top losses")
-    st.caption(f"The {GALLERY} validation images the best model got most wrong (highest cross-entropy of the "
-               "true class).")
-    worst = table.sort_values("loss", ascending=False).head(GALLERY)
-    name = lambda c: names[int(c)] if 0 <= int(c) < len(names) else str(c)  # noqa: E731
-    for i, row in enumerate(worst.itertuples()):
-        if i % 6 == 0:
-            cols = st.columns(6)  # one row of columns per 6 images, so the rows line up
-        caption = f"true: {name(row.true)} / pred: {name(row.pred)} · p(true) {row.prob_true:.2f}"
-        with cols[i % 6]:
-            if Path(row.path).is_file():
-                st.image(thumbnail(row.path, 160), caption=caption)
-            else:
-                st.caption(f"{caption} (image moved: {row.path})")
-
-
 def show_header(run: Path, cfg: dict) -> None:
     """The run's path, model and state; its failure or live progress."""
     now = launch.run_state(run)
@@ -147,16 +126,20 @@ def show_header(run: Path, cfg: dict) -> None:
 
 
 def show_reports(run: Path, scope: str, names: list[str], key: str) -> None:
-    """Confusion matrix, per-class F1 and the top losses, once the trainer has written them."""
+    """Confusion matrix (click a cell: its images), per-class F1, the top losses (with Grad-CAM)
+    and the embedding map, once the trainer has written them (explorer/mistakes.py)."""
     conf = read_table(run, "confusion_matrix.csv", index_col=0)
     report = read_table(run, "per_class_report.csv")
+    predictions = read_table(run, "val_predictions.csv")
+    if predictions is not None and predictions.empty:
+        predictions = None
     if conf is not None:
-        st.subheader("Confusion matrix")
-        st.caption(f"{scope.capitalize()} images: rows are the true class, columns the predicted one.")
-        st.plotly_chart(charts.confusion_figure(conf), key=f"{key}.confusion")
+        mistakes.show_confusion(conf, predictions, names, scope, key)
     if report is not None:
         st.plotly_chart(charts.per_class_figure(report), key=f"{key}.per_class")
-    show_gallery(run, names)
+    if predictions is not None:
+        mistakes.show_top_losses(run, predictions, names, key)
+        mistakes.show_embedding(run, predictions, names, key)
 
 
 def show(run: Path, key: str, eval_dir: str = "") -> None:
@@ -183,3 +166,36 @@ def show(run: Path, key: str, eval_dir: str = "") -> None:
     show_reports(run, scores.scope, list(config.get("class_names") or []), key)
     with st.expander("The command that repeats this run"):
         st.code(config.get("command", ""), language="bash", wrap_lines=True)
+
+
+# ----------------------------------------------------------------------------- label corrections
+
+def correction_rows(before: Path, after: Path) -> pd.DataFrame:
+    """Scores of a run and of the same settings retrained with label corrections, side by side."""
+    rows = []
+    for which, run in (("before", before), ("after", after)):
+        s = run_scores(run)
+        rows.append({"": which, "run": run.name, "corrections": read_config(run)["config"].get("corrections") or "none",
+                     "macro F1, best epoch": s.best_f1, "macro F1, last epoch": s.last_f1, "accuracy": s.accuracy})
+    return pd.DataFrame(rows).set_index("")
+
+
+def show_correction_compare(runs: dict[str, Path], picked: list[str]) -> None:
+    """For each picked run retrained with label corrections (the Label issues page's Retrain):
+    its scores against the run before, the same settings with the old labels."""
+    for name in picked:
+        before = baseline_run(runs[name], list(runs.values()))
+        if before is None or not read_summary(runs[name]) or not read_summary(before):
+            continue
+        st.subheader(f"Label corrections: {name} against {before.name}")
+        table = correction_rows(before, runs[name])
+        cols = st.columns(3)
+        for col, metric in zip(cols, ("macro F1, best epoch", "macro F1, last epoch", "accuracy")):
+            now, then = table.loc["after", metric], table.loc["before", metric]
+            delta = None if now is None or then is None or pd.isna(now) or pd.isna(then) else f"{now - then:+.4f}"
+            col.metric(f"{metric} (after)", score(now), delta=delta)
+        st.dataframe(table, key=f"runs.fix.{name}", column_config=F1_FORMAT | {
+            c: st.column_config.NumberColumn(format="%.4f") for c in ("macro F1, best epoch", "macro F1, last epoch")})
+        st.caption("Same data, recipe, folds, seed and settings; only the labels differ. Each run is scored on "
+                   "its own labels, so the run after is scored on the corrected ones; the eval folder's "
+                   "submission score (below, per run) is the comparison on labels neither run changed.")

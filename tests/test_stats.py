@@ -122,3 +122,41 @@ def test_split_counts_and_synthetic_examples():
     a, b = np.array([0, 1, 2, 0, 3]), np.array([0, 1, 2, 1, 4])
     assert stats.synthetic_examples(a, b, np.zeros(5), 6) == [3, 4]
     assert len(stats.synthetic_examples(np.zeros(10), np.ones(10), np.zeros(10), 4, seed=0)) == 4
+
+
+# ----------------------------------------------------------------------------- image properties, confusion cells
+
+def test_image_properties_measure_brightness_contrast_and_blur(tmp_path):
+    import cv2
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    sharp = np.where(rng.random((512, 384)) > 0.5, 200, 40).astype(np.uint8)  # a checker of noise: edges
+    paths = {}
+    for name, img in {"sharp": sharp, "blurred": cv2.GaussianBlur(sharp, (0, 0), 4),
+                      "dark": (sharp // 4).astype(np.uint8), "flat": np.full((512, 384), 120, np.uint8)}.items():
+        paths[name] = tmp_path / f"{name}.png"
+        Image.fromarray(img).convert("RGB").save(paths[name])
+    p = {name: stats.image_properties(path) for name, path in paths.items()}
+    assert p["blurred"]["laplacian_var"] < p["sharp"]["laplacian_var"] / 10
+    assert p["dark"]["brightness"] < p["sharp"]["brightness"] / 3
+    assert p["flat"]["contrast"] == 0.0 and p["flat"]["brightness"] == pytest.approx(120, abs=1)
+    assert p["sharp"]["contrast"] > 3 * p["blurred"]["contrast"] > 0
+    df = pd.DataFrame({"path": [str(paths[n]) for n in ("sharp", "blurred", "dark")], "label": [0, 0, 1],
+                       "label_name": ["a", "a", "b"]})
+    table = stats.property_table(df, per_class=5)
+    assert list(table.columns) == ["path", "label", "label_name", *stats.PROPERTIES]
+    assert table.groupby("label_name").size().to_dict() == {"a": 2, "b": 1}
+
+
+def test_a_confusion_cell_maps_to_its_validation_images():
+    predictions = pd.DataFrame({"path": [f"/v/{i}.jpg" for i in range(6)], "true": [0, 0, 1, 1, 1, 2],
+                                "pred": [0, 1, 1, 0, 0, 2], "prob_true": [0.9, 0.2, 0.8, 0.3, 0.1, 0.7]})
+    columns = ["0", "1", "2"]
+    assert stats.confusion_cell([(1, "0")], columns) == (1, 0)  # row 1 = true class 1, column "0" = predicted 0
+    assert stats.confusion_cell([(2, "1")], columns) == (2, 1)
+    assert stats.confusion_cell([], columns) is None and stats.confusion_cell([(0, "true class")], columns) is None
+    rows = stats.cell_rows(predictions, 1, 0)
+    assert rows["path"].tolist() == ["/v/4.jpg", "/v/3.jpg"]  # the surest mistake first
+    assert stats.cell_rows(predictions, 2, 0).empty
+    assert stats.cell_rows(predictions, 0, 0)["path"].tolist() == ["/v/0.jpg"]

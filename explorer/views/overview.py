@@ -1,12 +1,20 @@
-"""Overview: counts, class balance, breakdowns, image sizes, sample images, corrections."""
+"""Overview: counts, class balance, breakdowns, image sizes, image properties by class, sample
+images, corrections."""
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from core import stats
-from explorer import compute
+from explorer import charts, compute
 from explorer.data import loaded
 from explorer.guard import require_dataset, show_problems
+
+
+@st.cache_data(show_spinner="Measuring brightness, contrast and blur…", max_entries=8)
+def properties(key: str, _df: pd.DataFrame, per_class: int) -> pd.DataFrame:
+    return stats.property_table(_df, per_class)
+
 
 st.title("Overview")
 ds = require_dataset()
@@ -85,6 +93,18 @@ else:
                      title="Aspect ratio (width / height)")
     f.update_layout(height=300, margin=dict(t=40, b=10))
     s2.plotly_chart(f, key="ov_aspect")
+
+# --- image properties ----------------------------------------------------------------------
+if ds.has_labels:  # by class: a set without answers has none
+    st.subheader("Image properties by class")
+    per_class_props = st.slider("Images measured per class", 5, 200, 30, step=5, key="ov_props_n",
+                                help="A seeded random sample of each class, so the page stays quick on a large set.")
+    props = properties(loaded().key, df, per_class_props)
+    st.caption(f"Brightness, contrast and blur of {len(props):,} images, measured on the grey levels at "
+               f"{stats.PROPERTY_HEIGHT} pixels high. A class that differs here can be learned from the lighting "
+               "instead of the face; a blurry class from the blur.")
+    for column, title in stats.PROPERTIES.items():
+        st.plotly_chart(charts.property_boxes(props, column, title), key=f"ov_prop_{column}")
 
 # --- samples -------------------------------------------------------------------------------
 st.subheader("Sample images")

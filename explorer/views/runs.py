@@ -67,6 +67,7 @@ for field in SETTINGS:
     side[field] = [settings.get(n, {}).get(field, "") for n in picked]
 st.dataframe(side.T.astype(str), key="runs_side")
 show_ensemble(runs, picked, folder)
+report.show_correction_compare(runs, picked)
 
 st.divider()
 shown = st.selectbox("Results of", picked, key="runs_detail") if len(picked) > 1 else picked[0]

@@ -1,0 +1,135 @@
+"""The label-issue loop and the run report's error views through AppTest: suspects from a K-fold
+run, Accept / Dismiss, a retraining with the corrections compared on the Runs page; a confusion
+cell's images, Grad-CAM over the top losses, the embedding map; image properties on Overview."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import label_issues as li
+from core import launch, stats
+from core.dataset import scan
+from core.training import TrainConfig, train
+from helpers_train import make_train, tiny_recipe
+from test_label_issues import plant
+from tests.apptest import assert_clean, open_app
+
+WAIT_S = 240
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch, base):
+    monkeypatch.setenv("MASKLAB_RAISE", "1")
+    monkeypatch.setenv("MASKLAB_RUNS", str(base / "runs"))
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """base/train (15 people, 3 planted errors, truth in base/label_noise.csv) and a 2-fold run."""
+    base = tmp_path_factory.mktemp("review")
+    make_train(base / "train", people=15)
+    plant(base / "train" / "images").to_csv(base / "label_noise.csv", index=False)
+    train(TrainConfig(data=str(base / "train"), recipe=str(tiny_recipe(base / "recipe.json")), folds=2, epochs=2,
+                      model="smallcnn", batch_size=16, lr=0.005, workers=1, out=str(base / "runs")))
+    return base
+
+
+def the_run(base: Path) -> Path:
+    return min((p for p in (base / "runs").iterdir() if (p / "config.json").is_file()), key=lambda p: p.name)
+
+
+def values(array) -> np.ndarray:
+    """A plotly spec's array: a list, or plotly's base64 typed array ({"dtype", "bdata"})."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+    return np.asarray(array)
+
+
+def wait_until_finished(runs: Path) -> launch.RunState:
+    record, deadline = launch.current(runs), time.monotonic() + WAIT_S
+    while (now := launch.poll(record)).live:
+        assert time.monotonic() < deadline, f"training still {now.state} after {WAIT_S} s"
+        time.sleep(0.5)
+    return now
+
+
+def test_run_report_shows_a_cells_images_gradcam_and_the_embedding_map(base):
+    run = the_run(base)
+    at = open_app(base / "train", "runs", runs_pick=[run.name])
+    predictions = pd.read_csv(run / "val_predictions.csv")
+    mistakes = predictions[predictions["true"] != predictions["pred"]]
+    true, pred = (int(mistakes.iloc[0]["true"]), int(mistakes.iloc[0]["pred"])) if len(mistakes) else (0, 0)
+    at.selectbox(key="runs.res.cell_true").set_value(true).run()
+    at.selectbox(key="runs.res.cell_pred").set_value(pred).run()
+    assert_clean(at)
+    expected = stats.cell_rows(predictions, true, pred)
+    assert any(m.value.startswith(f"**{len(expected)} ") for m in at.markdown), [m.value for m in at.markdown]
+    cell = [img for img in at.image if img.captions and img.captions[0].startswith("p(true) ")]
+    assert [img.captions[0] for img in cell] == [f"p(true) {p:.2f}" for p in expected["prob_true"].head(24)]
+
+    at.toggle(key="runs.res.gradcam").set_value(True).run()
+    assert_clean(at)
+    views = [img for img in at.image if img.captions and img.captions[0].startswith("true: ")]
+    assert len(views) == min(12, len(predictions))  # the top losses, each photo beside its overlay
+
+    at.toggle(key="runs.res.embed").set_value(True).run()
+    assert_clean(at)
+    scatter = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    embedding = next(s for s in scatter if "Embedding map" in s["layout"]["title"]["text"])
+    points = sum(len(values(trace["x"])) for trace in embedding["data"])
+    assert points == int((predictions["fold"] == 0).sum())  # fold 0's held-out images
+    at.radio(key="runs.res.embed_method").set_value("tsne").run()
+    assert_clean(at)
+
+
+def test_overview_shows_image_properties_by_class(base):
+    at = open_app(base / "train")
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
+    assert set(stats.PROPERTIES.values()) <= set(titles)
+    box = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+               if json.loads(c.proto.spec)["layout"].get("title", {}).get("text") == stats.PROPERTIES["brightness"])
+    assert box["data"][0]["type"] == "box"
+
+
+def test_label_issues_page_accept_dismiss_retrain_and_compare(base):
+    run, csv = the_run(base), base / "label_corrections.csv"
+    persons, _ = li.suspects_of(run)
+    at = open_app(base / "train", "label_issues")
+    assert at.selectbox(key="li.run").value == 0 and at.text_input(key="li.corrections").value == str(csv)
+    assert any("planted label error" in i.value for i in at.info), [i.value for i in at.info]
+    first, second = persons.iloc[0], persons.iloc[1]
+    shown = [m.value for m in at.markdown if m.value.startswith("**#")]
+    assert shown[0].startswith(f"**#1 · {first.person}** · {first.field}")
+    assert len(at.image) >= 7  # the first suspect's photos
+
+    at.button(key=f"li.{first.person}.{first.field}.accept").click().run()
+    assert_clean(at)
+    assert pd.read_csv(csv, dtype=str).values.tolist() == [[first.person, first.field, str(first.value)]]
+    assert any("accepted" in m.value for m in at.markdown if m.value.startswith(f"**#1 "))
+    assert scan(base / "train", corrections=csv).df["corrected"].any()  # the next scan applies it
+
+    at.button(key=f"li.{second.person}.{second.field}.dismiss").click().run()
+    assert_clean(at)
+    assert not any(m.value.startswith(f"**#2 ") for m in at.markdown)  # hidden from now on
+    assert li.review_state(persons.head(2), csv).tolist() == ["accepted", "dismissed"]
+
+    at.button(key="li.retrain").click().run()
+    assert_clean(at)
+    record = launch.current(base / "runs")
+    assert record is not None and "--corrections" in record.argv and str(csv) in record.argv
+    assert record.argv[record.argv.index("--folds") + 1] == "2"
+    done = wait_until_finished(base / "runs")
+    assert done.state == "done", done.message
+    after = done.run_dir
+    assert li.baseline_run(after, [run, after]) == run
+
+    at = open_app(base / "train", "runs", runs_pick=[after.name])
+    assert f"Label corrections: {after.name} against {run.name}" in [s.value for s in at.subheader]
+    assert any(m.label == "macro F1, best epoch (after)" for m in at.metric)
