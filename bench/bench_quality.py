@@ -35,17 +35,17 @@ EVAL_PEOPLE = 540
 TRAIN_PEOPLE = 270
 
 
-def ensure_demo(folder: Path) -> Path:
-    """The demo with EVAL_PEOPLE eval persons in ``folder``: written once, then reused."""
+def ensure_demo(folder: Path, people: int = TRAIN_PEOPLE, eval_people: int = EVAL_PEOPLE) -> Path:
+    """The demo with ``eval_people`` eval persons in ``folder``: written once, then reused."""
     gt = folder / "eval" / "gt.csv"
     if gt.is_file() and (folder / "train" / "train.csv").is_file():
         rows = sum(1 for _ in gt.open()) - 1
-        if rows != EVAL_PEOPLE * 7:
-            sys.exit(f"{folder}: its eval set has {rows} images, not {EVAL_PEOPLE * 7}; "
+        if rows != eval_people * 7:
+            sys.exit(f"{folder}: its eval set has {rows} images, not {eval_people * 7}; "
                      "pass another --demo folder or remove this one")
         return folder
-    subprocess.run([sys.executable, "-m", "core", "demo", "--out", str(folder), "--people", str(TRAIN_PEOPLE),
-                    "--eval-people", str(EVAL_PEOPLE)], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "core", "demo", "--out", str(folder), "--people", str(people),
+                    "--eval-people", str(eval_people)], cwd=ROOT, check=True, stdout=sys.stderr)  # stdout: results only
     return folder
 
 
@@ -72,20 +72,24 @@ def score_run(run: Path, demo: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)  # --seed must reach the check below, not become --seeds
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--demo", type=Path, default=ROOT / "demo_data" / f"quality-eval{EVAL_PEOPLE}",
                     help="demo folder with the large eval set (written when missing)")
+    ap.add_argument("--people", type=int, default=TRAIN_PEOPLE, help="train persons of a demo written here")
+    ap.add_argument("--eval-people", type=int, default=EVAL_PEOPLE, help="eval persons of a demo written here")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "quality", help="where the runs go")
     args, flags = ap.parse_known_args()
     flags = [f for f in flags if f != "--"]
     if any(f in ("--seed", "--data", "--out", "--resume") for f in flags):
         sys.exit("--seed, --data, --out and --resume are set by this script; use --seeds, --demo, --out")
 
-    demo = ensure_demo(args.demo.resolve())
+    demo = ensure_demo(args.demo.resolve(), args.people, args.eval_people)
     args.out.mkdir(parents=True, exist_ok=True)
+    eval_images = sum(1 for _ in (demo / "eval" / "gt.csv").open()) - 1
     print(f"configuration: train {' '.join(flags) or '(defaults)'}")
-    print(f"data: {demo} ({TRAIN_PEOPLE} train persons, {EVAL_PEOPLE} eval persons = {EVAL_PEOPLE * 7} images)")
+    print(f"data: {demo} ({eval_images} eval images)")
     f1s = []
     for seed in args.seeds:
         run, seconds = train_run(demo, seed, args.out, flags, args.out / f"train-seed{seed}.log")
