@@ -86,14 +86,15 @@ def out_of_fold(run: str | Path, data: str | Path | None = None) -> OutOfFold:
         raise UserError(f"{run}/val_predictions.csv has no p0..p{{C-1}} columns (written by an older version); "
                         "train the run again")
     ds, df = scan_labelled(cfg["data"], cfg.get("corrections"))
-    if len(table) < len(df):
+    if int(cfg.get("folds") or 0) < 2:
         raise UserError(f"{run}: has held-out predictions for {len(table)} of its {len(df)} images (one "
                         "validation split); the finder needs an out-of-fold prediction of every image: "
                         "a run with --folds 3 (or leave out --run to train one)")
     index = df.set_index("path")
     missing = table.loc[~table["path"].isin(index.index), "path"]
-    if len(missing):
-        raise UserError(f"{missing.iloc[0]}: predicted by {run} but no longer in {cfg['data']}; the dataset "
+    if len(missing) or len(table) != len(df):
+        raise UserError(f"{run}: predicted {len(table)} images but {cfg['data']} now has {len(df)} labelled "
+                        "ones" + (f" ({missing.iloc[0]} is gone)" if len(missing) else "") + "; the dataset "
                         "changed since the run: train a new one")
     joined = index.loc[table["path"], ["person", "stem", "gender", "age", "age_group", "mask"]].reset_index()
     joined["label"] = table["true"].to_numpy(np.int64)

@@ -76,7 +76,8 @@ def show_confusion(conf: pd.DataFrame, predictions: pd.DataFrame | None, names: 
     off = counts - np.diag(np.diag(counts)) if counts.shape[0] == counts.shape[1] else counts
     worst = np.unravel_index(int(off.argmax()), off.shape)  # the commonest mistake, shown first
     for part, value in (("cell_true", worst[0]), ("cell_pred", worst[1])):
-        st.session_state.setdefault(f"{key}.{part}", int(value))
+        if st.session_state.get(f"{key}.{part}") not in range(len(names)):  # first draw, or a run with fewer classes
+            st.session_state[f"{key}.{part}"] = int(value)
     config = {c: st.column_config.NumberColumn(c, help=name_of(names, j), width="small") for j, c in enumerate(columns)}
     st.dataframe(table.style.background_gradient(cmap="Blues", axis=None), key=f"{key}.cell",
                  on_select=functools.partial(_pick_cell, key, columns), selection_mode="single-cell",

@@ -181,6 +181,12 @@ def test_finder_needs_out_of_fold_predictions(finder, noisy, tmp_path, capsys):
     shutil.copytree(finder["run"], single, ignore=shutil.ignore_patterns("*.pt"))
     table = pd.read_csv(single / "val_predictions.csv")
     table.head(20).to_csv(single / "val_predictions.csv", index=False)
+    config = json.loads((single / "config.json").read_text())
+    assert main(["label-issues", "--data", str(noisy["train"]), "--run", str(single)]) == 2
+    err = capsys.readouterr().err
+    assert "predicted 20 images but" in err and "the dataset changed since the run" in err
+    config["config"]["folds"] = 0  # a single validation split
+    (single / "config.json").write_text(json.dumps(config))
     assert main(["label-issues", "--data", str(noisy["train"]), "--run", str(single)]) == 2
     assert "held-out predictions for 20 of its 168 images" in capsys.readouterr().err
     assert main(["label-issues", "--data", str(noisy["base"]), "--run", str(finder["run"])]) == 2
