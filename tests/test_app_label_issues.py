@@ -133,3 +133,11 @@ def test_label_issues_page_accept_dismiss_retrain_and_compare(base):
     at = open_app(base / "train", "runs", runs_pick=[after.name])
     assert f"Label corrections: {after.name} against {run.name}" in [s.value for s in at.subheader]
     assert any(m.label == "macro F1, best epoch (after)" for m in at.metric)
+
+
+def test_label_issues_page_without_a_kfold_run_offers_to_train_one(base, monkeypatch, tmp_path):
+    monkeypatch.setenv("MASKLAB_RUNS", str(tmp_path / "empty"))
+    at = open_app(base / "train", "label_issues")
+    assert any("No finished K-fold run" in i.value and "python -m core label-issues" in i.value for i in at.info)
+    assert at.button(key="li.train").proto.label == "Train a 3-fold run on this dataset"
+    assert not at.get("selectbox") or "li.run" not in [s.key for s in at.selectbox]
