@@ -155,23 +155,26 @@ def _person_field(oof: OutOfFold, persons: pd.Index, field: str, column: str, pr
 
 
 def _swap_candidates(oof: OutOfFold, mask: np.ndarray) -> pd.DataFrame:
-    """One candidate per person with both photos: labels as given vs. labels swapped.
+    """One candidate per person with both photos: their mask labels as given vs. exchanged.
 
-    P(as given) is proportional to p(incorrect | photo named incorrect_mask) * p(not worn |
-    photo named normal), P(swapped) to the crossed product; cleanlab scores the given side
-    of that two-way choice.
+    With given labels g_a (photo incorrect_mask) and g_b (photo normal), P(as given) is
+    proportional to p_a(g_a) * p_b(g_b) and P(exchanged) to p_a(g_b) * p_b(g_a); cleanlab scores
+    the given side of that two-way choice. The given labels are the run's, so a pair a
+    correction already swapped is judged as swapped (and exchanging it back is one more swap line).
     """
     t = oof.table.assign(row=np.arange(len(oof.table)))
     pairs = t[t["stem"].isin(SWAP)].pivot_table(index="person", columns="stem", values="row", aggfunc="first")
     pairs = pairs.dropna(subset=[s for s in SWAP if s in pairs.columns])
     if not set(SWAP) <= set(pairs.columns) or pairs.empty:
         return pd.DataFrame(columns=["person", "field", "given_code", "suggested_code", "score", "flagged"])
-    a, b = (mask[pairs[s].to_numpy(np.int64)] for s in SWAP)  # mask probabilities of the two photos
-    named, crossed = a[:, 1] * b[:, 2], a[:, 2] * b[:, 1]
-    two = np.stack([named, crossed], axis=1) + 1e-12
+    ra, rb = (pairs[s].to_numpy(np.int64) for s in SWAP)
+    ga, gb = t["mask"].to_numpy(np.int64)[ra], t["mask"].to_numpy(np.int64)[rb]  # the labels as given
+    given, exchanged = mask[ra, ga] * mask[rb, gb], mask[ra, gb] * mask[rb, ga]
+    two = np.stack([given, exchanged], axis=1) + 1e-12
     quality, _ = _cleanlab(np.zeros(len(two), np.int64), two / two.sum(axis=1, keepdims=True), flag=False)
-    return pd.DataFrame({"person": pairs.index, "field": "swap", "given_code": 0, "suggested_code": 1,
-                         "score": quality, "flagged": crossed > named})
+    return pd.DataFrame({"person": pairs.index, "field": "swap", "given_code": ga * 3 + gb,
+                         "suggested_code": gb * 3 + ga, "score": quality,
+                         "flagged": (exchanged > given) & (ga != gb)})
 
 
 def _describe(row, ages: dict[str, int]) -> tuple[str, str, str]:
@@ -183,7 +186,8 @@ def _describe(row, ages: dict[str, int]) -> tuple[str, str, str]:
         age = ages[row.person]
         return (f"{age} ({L.AGE_NAMES[row.given_code]})", L.AGE_NAMES[row.suggested_code],
                 str(nearest_age(age, int(row.suggested_code))))
-    return ("incorrect_mask, normal as named", "incorrect_mask and normal swapped", SWAP_VALUE)
+    pair = lambda code: ", ".join(f"{s}: {L.MASK_NAMES[m]}" for s, m in zip(SWAP, divmod(int(code), 3)))  # noqa: E731
+    return pair(row.given_code), pair(row.suggested_code), SWAP_VALUE
 
 
 def nearest_age(age: int, group: int) -> int:

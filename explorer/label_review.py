@@ -55,14 +55,19 @@ def corrections_file(text: str) -> Path:
     return user_file(text, ".csv", "corrections CSV", must_exist=False)
 
 
-def planted_caption(data: Path, persons: pd.DataFrame) -> str | None:
+def planted_caption(data: Path, persons: pd.DataFrame, run: Path) -> str | None:
     """For a demo with planted errors: how many of them the ranking puts in its top 3x."""
     truth = Path(data).parent / TRUTH_NAME
     if not truth.is_file():
         return None
     r = li.planted_recall(persons, truth)
-    return (f"This demo has {r['planted']} planted label error(s) ({truth.name}): {r['found']} of them are among "
+    text = (f"This demo has {r['planted']} planted label error(s) ({truth.name}): {r['found']} of them are among "
             f"the top {r['top']} suspects (recall {r['recall']:.2f}).")
+    fixed = read_config(run).get("config", {}).get("corrections")
+    if fixed:
+        text += (f" This run trained on labels corrected by `{Path(str(fixed)).name}`: the errors those "
+                 "corrections fix are no longer suspects.")
+    return text
 
 
 # ----------------------------------------------------------------------------- one suspect

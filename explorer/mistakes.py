@@ -81,7 +81,7 @@ def show_confusion(conf: pd.DataFrame, predictions: pd.DataFrame | None, names: 
     config = {c: st.column_config.NumberColumn(c, help=name_of(names, j), width="small") for j, c in enumerate(columns)}
     st.dataframe(table.style.background_gradient(cmap="Blues", axis=None), key=f"{key}.cell",
                  on_select=functools.partial(_pick_cell, key, columns), selection_mode="single-cell",
-                 column_config=config)
+                 column_config=config, height=35 * (len(table) + 1) + 3)  # every row, no inner scroll
     classes = list(range(len(names)))
     c1, c2 = st.columns(2)
     true = c1.selectbox("True class", classes, format_func=lambda c: f"{c} · {name_of(names, c)}", key=f"{key}.cell_true")

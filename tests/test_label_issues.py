@@ -93,13 +93,16 @@ def test_images_are_ranked_by_cleanlab_quality(finder):
 
 
 def test_persons_from_known_probabilities():
-    """Without training: a wrong gender, a wrong age and a swap in hand-made probabilities."""
+    """Without training: a wrong gender, a wrong age and a swap in hand-made probabilities; and a
+    pair whose labels a correction already swapped, which the model agrees with (no suspect)."""
     stems = ("mask1", "mask2", "mask3", "mask4", "mask5", "incorrect_mask", "normal")
     rows, probs = [], []
     for i in range(9):
         gender, age = i % 2, i % 3
         for stem in stems:
             mask = {"incorrect_mask": 1, "normal": 2}.get(stem, 0)
+            if i == 3:  # labels as a swap correction left them, and the photos agree
+                mask = {1: 2, 2: 1}.get(mask, mask)
             seen = (1 - gender if i == 0 else gender, 2 if i == 1 else age,
                     {1: 2, 2: 1}.get(mask, mask) if i == 2 else mask)  # what the photo shows
             p = np.full(18, 0.02 / 17)
@@ -115,6 +118,8 @@ def test_persons_from_known_probabilities():
     assert top.loc["000000", ["field", "value", "suggested"]].tolist() == ["gender", "female", "Female"]
     assert top.loc["000001", ["field", "value"]].tolist() == ["age", "60"]  # 40 -> the nearest age of 60+
     assert top.loc["000002", ["field", "value", "stems"]].tolist() == ["swap", li.SWAP_VALUE, "incorrect_mask;normal"]
+    assert top.loc["000002", "given"] == "incorrect_mask: Incorrect, normal: Not wear"
+    assert top.loc["000002", "suggested"] == "incorrect_mask: Not wear, normal: Incorrect"
     assert top["flagged"].all() and not persons["flagged"].iloc[3:].any()
     assert persons["score"].iloc[2] < 0.1 < persons["score"].iloc[3]
 

@@ -92,7 +92,7 @@ message = st.session_state.pop("li.message", None)
 if message:
     st.error(message)
 state = li.review_state(persons, csv)
-caption = review.planted_caption(info.path, persons)
+caption = review.planted_caption(info.path, persons, run)
 if caption:
     st.info(caption)
 c = st.columns([2, 1])
