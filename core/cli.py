@@ -108,7 +108,13 @@ def cmd_evaluate(args) -> int:
 
 # ----------------------------------------------------------------------------- parser
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser. The flags of predict, train, lr-find and label-issues are generated from
+    modules that import torch (seconds): with ``command`` given, only that command gets its
+    flags (the others are listed by name), so ``demo``, ``info`` or ``--help`` start at once."""
+    def wanted(name: str) -> bool:
+        return command is None or command == name
+
     p = Parser(prog="python -m core", description="Mask-status dataset explorer and trainer (command line).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -136,9 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     f.set_defaults(func=cmd_faces)
 
+    pr = sub.add_parser("predict", help="predict a folder with a run's best model (or an ensemble); writes a CSV")
+    if wanted("predict"):
+        _add_predict_flags(pr)
+    pr.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("evaluate", help="score a submission against the true answers")
+    e.add_argument("--pred", required=True, help="submission CSV (ImageID,ans)")
+    e.add_argument("--gt", required=True, help="true answers CSV (ImageID,ans)")
+    e.set_defaults(func=cmd_evaluate)
+
+    add_commands(sub, wanted)
+    return p
+
+
+def _add_predict_flags(pr: argparse.ArgumentParser) -> None:
     from core.predict import TTA_CHOICES, TTA_HELP
 
-    pr = sub.add_parser("predict", help="predict a folder with a run's best model (or an ensemble); writes a CSV")
     pr.add_argument("--run", required=True, action="append",
                     help="run directory; repeat it (--run A --run B) for an ensemble: the mean of the runs' "
                          "probabilities, each run preprocessing with its own recipe")
@@ -148,21 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=128)
     pr.add_argument("--workers", type=int, default=None, help="processes preparing images (default: every core)")
     pr.add_argument("--tta", default="auto", choices=TTA_CHOICES, help=TTA_HELP.replace("%", "%%"))
-    pr.set_defaults(func=cmd_predict)
-
-    e = sub.add_parser("evaluate", help="score a submission against the true answers")
-    e.add_argument("--pred", required=True, help="submission CSV (ImageID,ans)")
-    e.add_argument("--gt", required=True, help="true answers CSV (ImageID,ans)")
-    e.set_defaults(func=cmd_evaluate)
-
-    add_commands(sub)
-
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        words = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser(next((w for w in words if not w.startswith("-")), "")).parse_args(words)
         args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args)
     except UserError as exc:

@@ -17,37 +17,40 @@ from core.cli_util import progress_bar
 from core.errors import UserError
 
 
-def add_commands(sub) -> None:
-    """The train, lr-find and label-issues subcommands."""
+def add_commands(sub, wanted=lambda name: True) -> None:
+    """The train, lr-find and label-issues subcommands; flags only for those ``wanted``."""
     t = sub.add_parser("train", help="train a model on a dataset with a recipe; writes a run directory")
-    _add_train_flags(t)
-    t.add_argument("--resume", help="run directory to continue from its last.pt (only --device, --workers and "
-                                    "--nproc may be given with it)")
     t.set_defaults(func=cmd_train)
+    if wanted("train"):
+        _add_train_flags(t)
+        t.add_argument("--resume", help="run directory to continue from its last.pt (only --device, --workers "
+                                        "and --nproc may be given with it)")
 
     lr = sub.add_parser("lr-find", help="sweep the learning rate over a few hundred training steps; suggest one")
-    _add_train_flags(lr)
-    lr.add_argument("--steps", type=int, default=None,
-                    help="optimiser steps in the sweep (default: 5 epochs' worth, between 20 and 300)")
-    lr.add_argument("--lr-start", type=float, default=1e-7, help="first learning rate (default: 1e-7)")
-    lr.add_argument("--lr-end", type=float, default=10.0, help="last learning rate (default: 10)")
-    lr.add_argument("--save", default=None, help="folder for lr_find.csv/.json/.png (default: OUT/lr-find/<time>)")
     lr.set_defaults(func=cmd_lr_find)
+    if wanted("lr-find"):
+        _add_train_flags(lr)
+        lr.add_argument("--steps", type=int, default=None,
+                        help="optimiser steps in the sweep (default: 5 epochs' worth, between 20 and 300)")
+        lr.add_argument("--lr-start", type=float, default=1e-7, help="first learning rate (default: 1e-7)")
+        lr.add_argument("--lr-end", type=float, default=10.0, help="last learning rate (default: 10)")
+        lr.add_argument("--save", default=None, help="folder for lr_find.csv/.json/.png (default: OUT/lr-find/<time>)")
 
     li = sub.add_parser("label-issues", help="rank the training labels a K-fold run's out-of-fold predictions "
                                              "contradict (cleanlab); persons and images")
-    li.add_argument("--data", required=True, help="competition train folder (or one folder per class)")
-    li.add_argument("--run", default=None, help="a finished run with --folds K >= 2 on --data (default: train one)")
-    li.add_argument("--folds", type=int, default=None, help="folds of the run trained without --run (default: 3)")
-    li.add_argument("--out", default="suspects.csv",
-                    help="ranked persons (rank,path,person,field,given,suggested,value,score,flagged,stems); "
-                         "the ranked images go beside it as <name>_images.csv")
-    li.add_argument("--runs", default="runs", help="folder for the run trained without --run")
-    li.add_argument("--truth", default=None,
-                    help="a demo's label_noise.csv: report the recall of its planted persons in the top 3x")
-    li.add_argument("--show", type=int, default=10, help="suspects printed (default: 10)")
-    _add_label_issue_flags(li)
     li.set_defaults(func=cmd_label_issues)
+    if wanted("label-issues"):
+        li.add_argument("--data", required=True, help="competition train folder (or one folder per class)")
+        li.add_argument("--run", default=None, help="a finished run with --folds K >= 2 on --data (default: train one)")
+        li.add_argument("--folds", type=int, default=None, help="folds of the run trained without --run (default: 3)")
+        li.add_argument("--out", default="suspects.csv",
+                        help="ranked persons (rank,path,person,field,given,suggested,value,score,flagged,stems); "
+                             "the ranked images go beside it as <name>_images.csv")
+        li.add_argument("--runs", default="runs", help="folder for the run trained without --run")
+        li.add_argument("--truth", default=None,
+                        help="a demo's label_noise.csv: report the recall of its planted persons in the top 3x")
+        li.add_argument("--show", type=int, default=10, help="suspects printed (default: 10)")
+        _add_label_issue_flags(li)
 
 
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:

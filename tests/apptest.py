@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
@@ -26,3 +27,30 @@ def assert_clean(at: AppTest) -> None:
     """No exception and no 'Unexpected error' box (what state.guard shows for a bug)."""
     assert not at.exception, [e.value for e in at.exception]
     assert not [e.value for e in at.error if e.value.startswith("Unexpected error")]
+
+
+# ----------------------------------------------------------------------------- fixtures for the training pages
+# Imported by the test modules that train from the app (an imported autouse fixture applies to
+# that module only).
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """The app's runs folder for one test module."""
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(autouse=True)
+def app_env(monkeypatch, runs):
+    monkeypatch.setenv("MASKLAB_RAISE", "1")  # unexpected page errors reach at.exception
+    monkeypatch.setenv("MASKLAB_RUNS", str(runs))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """tiny/train (12 people, competition layout) and tiny/eval (2 people, with gt.csv)."""
+    from helpers_train import make_eval, make_train
+
+    base = tmp_path_factory.mktemp("tiny")
+    make_train(base / "train", people=12)
+    make_eval(base / "eval", people=2)
+    return base

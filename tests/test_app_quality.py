@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from core.predict import predict_probabilities
 from core.recipe import Recipe
 from core.training import TrainConfig, train
-from helpers_train import make_eval, make_train
-from tests.apptest import assert_clean, open_app
+from tests.apptest import app_env, assert_clean, open_app, runs, tiny  # noqa: F401 - fixtures
 
 TINY = {"recipe": Recipe().replace(input_size=(24, 32)), "t.model": "smallcnn", "t.epochs": 1, "t.batch_size": 16}
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch, runs):
-    monkeypatch.setenv("MASKLAB_RAISE", "1")  # unexpected page errors reach at.exception
-    monkeypatch.setenv("MASKLAB_RUNS", str(runs))
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("tiny")
-    make_train(base / "train", people=12)
-    make_eval(base / "eval", people=2)
-    return base
 
 
 def test_lr_finder_fills_the_learning_rate_field(tiny, runs, monkeypatch):

@@ -12,33 +12,13 @@ from streamlit.testing.v1 import AppTest
 
 from core import launch
 from core.recipe import Recipe
-from helpers_train import make_eval, make_folders, make_train
-from tests.apptest import assert_clean, open_app
+from helpers_train import make_folders
+from tests.apptest import app_env, assert_clean, open_app, runs, tiny  # noqa: F401 - fixtures
 from tests.helpers import make_eval as make_eval_layout
 
 TINY = {"recipe": Recipe().replace(input_size=(32, 48)), "t.model": "smallcnn", "t.epochs": 1,
         "t.batch_size": 16}
 WAIT_S = 150
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch, runs):
-    monkeypatch.setenv("MASKLAB_RAISE", "1")  # unexpected page errors reach at.exception
-    monkeypatch.setenv("MASKLAB_RUNS", str(runs))
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("runs")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """tiny/train (12 people, competition layout) and tiny/eval (2 people, with gt.csv)."""
-    base = tmp_path_factory.mktemp("tiny")
-    make_train(base / "train", people=12)
-    make_eval(base / "eval", people=2)
-    return base
 
 
 def wait_until_finished(runs: Path, timeout: float = WAIT_S) -> launch.RunState:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -22,6 +21,7 @@ from core.errors import UserError
 from core.fileio import locked, temporary_path
 from core.recipe import Recipe
 from helpers_train import make_train
+from threads import at_once, held_elsewhere
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = Recipe().replace(input_size=(16, 16))  # 768 bytes an image
@@ -54,20 +54,7 @@ def _counting(monkeypatch) -> list:
 
 def test_threads_building_the_same_cache_at_once_build_it_once(df, own_cache, monkeypatch):
     calls = _counting(monkeypatch)
-    start, results, errors = threading.Barrier(3), [], []
-
-    def session() -> None:
-        start.wait()
-        try:
-            results.append(np.array(build_cache(df, SMALL)))
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=session) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = at_once(lambda: np.array(build_cache(df, SMALL)))
     assert errors == []
     assert len(calls) == len(df)  # the other two waited and mapped the first one's file
     assert all(np.array_equal(results[0], r) for r in results[1:]) and results[0].any()
@@ -215,21 +202,8 @@ def test_clear_cache_frees_everything_but_what_is_being_built(df, own_cache):
     build_cache(df, SMALL.replace(input_size=(16, 20)))
     n, total = cache_usage()
     busy = cache_mod.cache_path(_key(df, SMALL))
-    holding, release = threading.Event(), threading.Event()
-
-    def builder() -> None:
-        with locked(busy):
-            holding.set()
-            release.wait()
-
-    t = threading.Thread(target=builder)
-    t.start()
-    holding.wait()
-    try:
+    with held_elsewhere(busy):
         freed = clear_cache()
-    finally:
-        release.set()
-        t.join()
     size = busy.stat().st_size
     assert n == 2 and freed == total - size
     assert cache_usage() == (1, size)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.cli import build_parser
 from tests.helpers import make_train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +83,14 @@ def test_core_never_imports_streamlit():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_commands_that_do_not_train_start_without_importing_torch():
+    """The train and predict flags come from modules that import torch (seconds); the parser
+    builds them only for those commands, so demo, info, faces and --help start at once."""
+    code = ("import sys; from core.cli import build_parser; build_parser('info').parse_args(['info', '--data', 'x']); "
+            "print('torch' in sys.modules, 'core.training.config' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False False", done.stderr
+    full = build_parser().parse_args(["train", "--data", "d", "--epochs", "3"])  # no command given: every flag
+    assert full.epochs == 3

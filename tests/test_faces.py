@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,7 @@ from core import faces
 from core.dataset import scan
 from core.fileio import locked
 from helpers_train import make_train
+from threads import at_once
 
 
 def test_suggested_crop_is_mean_box_grown_by_k_std():
@@ -76,20 +76,7 @@ def own_cache(tmp_path, monkeypatch):
 def test_sessions_asking_for_one_face_table_at_once_scan_once(small_paths, own_cache, monkeypatch):
     scans, real = [], faces.detect_faces
     monkeypatch.setattr(faces, "detect_faces", lambda *a, **k: scans.append(1) or real(*a, **k))
-    start, tables, errors = threading.Barrier(3), [], []
-
-    def session() -> None:
-        start.wait()
-        try:
-            tables.append(faces.cached_faces(small_paths, workers=1))
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=session) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    tables, errors = at_once(lambda: faces.cached_faces(small_paths, workers=1))
     assert errors == [] and len(scans) == 1
     for other in tables[1:]:
         pd.testing.assert_frame_equal(other, tables[0], check_dtype=False)

@@ -14,6 +14,7 @@ import pytest
 from core import fileio
 from core.fileio import (atomic_path, atomic_write, locked, remove_unlocked_temporaries, stale_temporaries,
                          temporary_path, temporary_target)
+from threads import held_elsewhere
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,21 +137,7 @@ def test_unlocked_temporaries_are_removed_and_those_being_written_are_kept(tmp_p
     mine = temporary_path(tmp_path / "own.npy")
     for p in (killed, busy, mine):
         p.write_bytes(b"1234")
-    holding, release = threading.Event(), threading.Event()
-
-    def builder() -> None:
-        with locked(tmp_path / "live.npy"):
-            holding.set()
-            release.wait()
-
-    t = threading.Thread(target=builder)
-    t.start()
-    holding.wait()
-    try:
-        with locked(tmp_path / "own.npy"):
-            freed = remove_unlocked_temporaries(tmp_path, own=tmp_path / "own.npy")
-    finally:
-        release.set()
-        t.join()
+    with held_elsewhere(tmp_path / "live.npy"), locked(tmp_path / "own.npy"):
+        freed = remove_unlocked_temporaries(tmp_path, own=tmp_path / "own.npy")
     assert freed == 8
     assert not killed.exists() and not mine.exists() and busy.exists()
