@@ -151,16 +151,17 @@ def test_population_matches_real_ratios(n):
         assert female == 1658 and [groups[i] for i in range(3)] == [1281, 1227, 192]
 
 
-def test_ages_mostly_far_from_the_boundaries():
+def test_ages_far_from_30_but_dense_just_below_60():
     ages = np.array([a for _, a in demo.sample_population(2700, np.random.default_rng(0))])
-    assert ages.min() >= 18 and ages.max() <= 65
-    near = np.isin(ages, [28, 29, 30, 31, 58, 59]).mean()
-    assert near <= 0.03
+    assert ages.min() >= 18
+    assert np.isin(ages, [28, 29, 30, 31]).mean() <= 0.03  # the 30 boundary: few people near it
     under30 = ages[ages < 30]
     assert np.isin(under30, range(19, 27)).mean() > 0.7
     middle = ages[(ages >= 30) & (ages < 60)]
-    assert np.isin(middle, range(38, 57)).mean() > 0.75
-    assert (ages[ages >= 60] == 60).mean() > 0.9
+    # DESIGN.md: the 59/60 boundary is hard to learn, so people sit just below it (what
+    # --old-age 57-59 relabels), and the oldest age is 60.
+    assert 0.10 <= np.isin(middle, [57, 58, 59]).mean() <= 0.25
+    assert set(ages[ages >= 60]) == {60}
 
 
 def test_train_csv_population_ratios(made):

@@ -19,13 +19,17 @@ AGE_GROUP_COUNTS = (1281, 1227, 192)  # <30, 30-59, 60+
 EXTENSION_SHARES = {".jpg": 0.85, ".jpeg": 0.10, ".png": 0.05}
 APPLEDOUBLE_SHARE = 0.03
 
-# Numeric ages inside each group, as relative weights. Like the real data, most people sit far
-# from the 30 and 60 boundaries; 28-31 and 57-59 are rare.
+# Numeric ages inside each group, as relative weights. Under 30 most people sit far from the
+# boundary (28-29 are rare). At the other end the demo follows DESIGN.md: the oldest age is 60
+# (so the 60+ group is age 60 only), and the 59/60 boundary is hard to learn, which needs people
+# just below it: the fifties are the densest part of the 30-59 group, up to 59. At 57-59 the
+# wrinkles are within 5% of a 60-year-old's and the hair 72-90% grey (all grey at 60), under
+# varying light: close to 60, the ambiguity the top teams' "--old-age 58" trick trades on.
 AGE_WEIGHTS = (
     {18: 5, 19: 10, 20: 12, 21: 12, 22: 11, 23: 10, 24: 9, 25: 8, 26: 7, 27: 3, 28: 1.2, 29: 0.8},
     {30: 0.4, 31: 0.4, 32: 0.6, 33: 0.8, 34: 1.5, 35: 2, 36: 2.5, 37: 3.5,
-     **{a: 6 for a in range(38, 57)}, 57: 0.8, 58: 0.6, 59: 0.5},
-    {60: 95, 61: 2, 62: 1.5, 63: 1, 64: 0.5},
+     **{a: 5 for a in range(38, 50)}, **{a: 7 for a in range(50, 60)}},
+    {60: 1},
 )
 
 
