@@ -73,6 +73,16 @@ def person_counts(df: pd.DataFrame, column: str) -> pd.DataFrame:
     return labelled.groupby(column, sort=False)["person"].nunique().reset_index(name="persons")
 
 
+def persons_by_age(df: pd.DataFrame) -> pd.DataFrame:
+    """Distinct persons at each numeric age (competition layout), youngest first: columns age, persons.
+
+    How many sit just below 60 is what ``--old-age`` trades on: training with N moves the
+    persons aged N..59 into the 60+ group."""
+    labelled = df[(df["label"] >= 0) & (df["person"] != "") & (df["age"] >= 0)]
+    t = labelled.groupby("age")["person"].nunique().reset_index(name="persons")
+    return t.astype({"age": int}).sort_values("age", ignore_index=True)
+
+
 def size_table(df: pd.DataFrame) -> pd.DataFrame:
     """Image sizes: width, height, aspect (w/h) and how many images have each size, commonest first."""
     t = df.groupby(["width", "height"]).size().reset_index(name="images")

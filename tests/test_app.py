@@ -62,6 +62,8 @@ def test_overview_counts_imbalance_and_samples(train):
     assert [s.value for s in at.subheader][:2] == ["Classes", "Mask, gender and age"]
     assert sum(len(img.value) for img in at.image) == len(stats.sample_per_class(ds.df, 4, 0))
     assert "Rows changed by label corrections" not in [s.value for s in at.subheader]
+    near = ds.df[ds.df["age"].between(57, 59)]["person"].nunique()
+    assert any(c.value.startswith(f"Persons aged 57-59: {near} ") for c in at.caption)
 
 
 def test_overview_shows_rows_changed_by_reported_corrections(train):

@@ -160,3 +160,11 @@ def test_a_confusion_cell_maps_to_its_validation_images():
     assert rows["path"].tolist() == ["/v/4.jpg", "/v/3.jpg"]  # the surest mistake first
     assert stats.cell_rows(predictions, 2, 0).empty
     assert stats.cell_rows(predictions, 0, 0)["path"].tolist() == ["/v/0.jpg"]
+
+
+def test_persons_by_age_counts_each_person_once_and_skips_unlabelled_rows():
+    df = pd.DataFrame({"person": ["a"] * 7 + ["b"] * 7 + ["c"] * 7 + [""],
+                       "age": [58] * 7 + [58] * 7 + [60] * 7 + [-1],
+                       "label": [1] * 14 + [2] * 7 + [-1]})
+    t = stats.persons_by_age(df)
+    assert t.to_dict("list") == {"age": [58, 60], "persons": [2, 1]}

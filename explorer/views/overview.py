@@ -16,6 +16,22 @@ def properties(key: str, _df: pd.DataFrame, per_class: int) -> pd.DataFrame:
     return stats.property_table(_df, per_class)
 
 
+def ages_by_person(df) -> None:
+    """Persons at each age, the 30 and 60 boundaries marked, and who sits just below 60."""
+    t = stats.persons_by_age(df)
+    if t.empty:
+        return
+    f = px.bar(t, x="age", y="persons", title="Persons by age (the lines are the 30 and 60 boundaries)")
+    for boundary in (29.5, 59.5):
+        f.add_vline(x=boundary, line_dash="dash", line_color="grey")
+    f.update_layout(height=300, margin=dict(t=40, b=10))
+    st.plotly_chart(f, key="ov_ages")
+    near = {int(a): int(n) for a, n in zip(t["age"], t["persons"]) if 57 <= a <= 59}
+    st.caption(f"Persons aged 57-59: {sum(near.values())} "
+               f"({', '.join(f'{n} aged {a}' for a, n in near.items()) or 'none'}). Training with "
+               "`--old-age N` (Train page, *Competition tricks*) puts those aged N to 59 in the 60+ group.")
+
+
 st.title("Overview")
 ds = require_dataset()
 df = ds.df
@@ -69,6 +85,7 @@ else:
             p1, p2 = st.columns(2)
             p1.dataframe(stats.person_counts(df, "gender_name"), hide_index=True)
             p2.dataframe(stats.person_counts(df, "age_name"), hide_index=True)
+            ages_by_person(df)
         t = stats.group_counts(df, ["mask_name", "gender_name", "age_name"])
         f = px.sunburst(t, path=["mask_name", "gender_name", "age_name"], values="images",
                         title="Mask → gender → age (images)")
