@@ -17,6 +17,7 @@ from core.models import MODELS
 from core.paths import eval_dir_beside
 from core.runs import metrics_frame
 from core.training import OPTIMIZERS, SCHEDULERS, TrainConfig, resolve_device
+from core.mixing import MIXES
 from core.training.config import device_defaults, with_device_defaults
 from explorer import report
 from explorer.data import loaded, runs_dir
@@ -30,6 +31,8 @@ DEVICE_DEFAULTS = device_defaults(resolve_device("auto"))  # what applies here, 
 GPUS = torch.cuda.device_count()
 LOSS_NAMES = {"ce": "Cross-entropy", "focal": "Focal", "label_smoothing": "Label smoothing", "f1": "Soft F1"}
 OPTIMIZER_NAMES = {"sgd": "SGD (momentum 0.9)", "adam": "Adam", "adamw": "AdamW"}
+MIX_NAMES = {"none": "None", "mixup": "Mixup (blend two images)", "cutmix": "CutMix (a box from another image)",
+             "cutmix-vertical": "CutMix vertical (left or right half from another image)"}
 SCHEDULER_NAMES = {"none": "Constant", "step": "Step (÷10 every third of the epochs)",
                    "cosine": "Cosine with warm-up", "plateau": "Reduce on plateau (val macro F1)"}
 REFRESH_S = 1.5  # seconds between progress refreshes while a run is live
@@ -85,11 +88,33 @@ def settings() -> dict:
     values["folds"] = c[4].number_input("Folds", 0, 10, key=init_widget("t.folds", DEFAULTS.folds),
                                         help=f"0: one person-level split ({DEFAULTS.val_ratio:.0%} of the persons "
                                              "held out). K >= 2: K models on person-level folds, scored out of fold.")
+    values.update(tricks(choice))
     if GPUS > 1:  # several GPUs: one DDP process per GPU (torchrun), the batch size is per process
         values["nproc"] = st.number_input(
             "Processes (GPUs)", 1, GPUS, key=init_widget("t.nproc", 1),
             help=f"{GPUS} GPUs are visible. N > 1 trains one model with DistributedDataParallel on N GPUs "
                  "(torchrun); each takes the batch size above, so one step sees N x batch x accumulation images.")
+    return values
+
+
+def tricks(choice) -> dict:
+    """Competition tricks, each off by default (README "What wins": what each measured on the demo)."""
+    values = {}
+    with st.expander("Competition tricks: age boundary, batch mixing, TensorBoard (off by default)"):
+        c = st.columns(4)
+        values["old_age"] = c[0].number_input(
+            "Train 60+ from age", 1, 120, key=init_widget("t.old_age", DEFAULTS.old_age),
+            help="Persons aged N or older are trained as the 60+ group (the top teams used 58); validation and "
+                 "every score keep the true labels. Competition classes only.")
+        values["mix"] = choice(c[1], "Batch mixing", MIXES, MIX_NAMES, "mix",
+                               help="Mixes images within a batch; the loss takes the mixed targets.")
+        values["mix_prob"] = c[2].slider("Share of batches mixed", 0.0, 1.0, step=0.05,
+                                         key=init_widget("t.mix_prob", float(DEFAULTS.mix_prob)),
+                                         disabled=values["mix"] == "none")
+        values["tensorboard"] = c[3].checkbox(
+            "TensorBoard log", key=init_widget("t.tensorboard", DEFAULTS.tensorboard),
+            help="Also logs loss, macro F1, learning rate and the confusion matrix per epoch to RUN/tb: "
+                 "`tensorboard --logdir runs`.")
     return values
 
 

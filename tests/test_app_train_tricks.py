@@ -1,0 +1,40 @@
+"""The Train page's competition tricks (age boundary, batch mixing, TensorBoard): off by default,
+and what is set on the page reaches the command the page runs, so a click trains what the CLI would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.cli import build_parser
+from helpers_train import make_train
+from tests.apptest import open_app
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_train(tmp_path_factory.mktemp("tricks") / "train", people=6)
+
+
+def _command(at) -> str:
+    return next(c.value for c in at.code if c.value.startswith("python -m core train"))
+
+
+def test_tricks_are_off_until_set_and_then_carried_by_the_command(data, monkeypatch, tmp_path):
+    monkeypatch.setenv("MASKLAB_RUNS", str(tmp_path / "runs"))
+    at = open_app(data, "train")
+    before = _command(at)
+    for flag in ("--old-age", "--mix", "--tensorboard"):
+        assert flag not in before
+    assert at.slider(key="t.mix_prob").disabled  # no mixing: its share means nothing
+    at.number_input(key="t.old_age").set_value(58).run()
+    at.selectbox(key="t.mix").set_value("cutmix-vertical").run()
+    assert not at.slider(key="t.mix_prob").disabled
+    at.slider(key="t.mix_prob").set_value(0.3).run()
+    at.checkbox(key="t.tensorboard").check().run()
+    assert not at.exception
+    command = _command(at)
+    argv = command.split()[command.split().index("train"):]
+    args = build_parser("train").parse_args(argv)
+    assert (args.old_age, args.mix, args.mix_prob, args.tensorboard) == (58, "cutmix-vertical", 0.3, True)
