@@ -13,12 +13,16 @@ and scores against ``gt.csv``:
     python bench/bench_inference.py --runs A0 A1 A2 --with B0 B1 B2
 
 Ensembles use each run's own ``--tta auto`` choice, the predict default.
+
+``--by-age`` adds, for a demo's eval set (whose true ages the demo's seed gives back), the share
+of images put in the 60+ group at each true age from 55 up: what ``--old-age`` trades.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -44,9 +48,31 @@ def eval_truth(demo: Path, df: pd.DataFrame) -> np.ndarray:
     return np.array([answers[i] for i in df["image_id"]])
 
 
+def eval_ages(demo: Path) -> dict[str, int]:
+    """ImageID -> true age of a demo's eval images, rebuilt from the demo's own seed and size."""
+    from core.demo.person import plan_people
+    from core.demo.population import STEMS
+    from core.demo.writing import eval_image_id
+
+    marker = json.loads((demo / ".masklab_demo.json").read_text())
+    seed, people = int(marker["seed"]), int(marker["eval_people"])
+    return {eval_image_id(seed, p.index, stem): p.age for p in plan_people(people, seed, "eval") for stem in STEMS}
+
+
+def by_age(label: str, runs: list[Path], probs: dict, df: pd.DataFrame, ages: dict[str, int]) -> None:
+    """Share of images predicted 60+ at each true age from 55, mean over ``runs``."""
+    age = np.array([ages[i] for i in df["image_id"]])
+    shares = {}
+    for a in range(55, 61):
+        rows = age == a
+        if rows.any():
+            shares[a] = statistics.fmean(float((probs[(r, "auto")][rows].argmax(1) % 3 == 2).mean()) for r in runs)
+    print(f"{label:<34} predicted 60+ by true age: " + "  ".join(f"{a}: {v:.2f}" for a, v in shares.items()))
+
+
 def summary(label: str, f1s: list[float], accs: list[float]) -> str:
     return (f"{label:<34} macro F1 mean {statistics.fmean(f1s):.4f}  min {min(f1s):.4f}  max {max(f1s):.4f}  "
-            f"accuracy mean {statistics.fmean(accs):.4f}  (n={len(f1s)})")
+            f"accuracy mean {statistics.fmean(accs):.4f}  each " + " ".join(f"{f:.4f}" for f in f1s))
 
 
 def main() -> None:
@@ -56,13 +82,15 @@ def main() -> None:
                     help="runs to ensemble with --runs position by position (same count)")
     ap.add_argument("--demo", type=Path, default=ROOT / "demo_data" / "quality-eval540",
                     help="demo folder whose eval/ has gt.csv (bench_quality.py's default)")
+    ap.add_argument("--by-age", action="store_true",
+                    help="also the share of images predicted 60+ at each true age 55-60 (a demo's eval set)")
     args = ap.parse_args()
     if args.partners is not None and len(args.partners) != len(args.runs):
         sys.exit(f"--with has {len(args.partners)} runs but --runs has {len(args.runs)}; give as many")
     eval_dir = args.demo / "eval"
 
     probs: dict[tuple[Path, str], np.ndarray] = {}
-    truth = None
+    truth = df = None
     for run in [*args.runs, *(args.partners or [])]:
         for tta in ("none", "flip"):
             _, df, _, p, _ = predict_probabilities(run, eval_dir, device="cpu", tta=tta)
@@ -93,6 +121,11 @@ def main() -> None:
     if not args.partners and len(args.runs) > 2:
         f1, acc = score(np.mean([probs[(r, "auto")] for r in args.runs], axis=0))
         print(summary(f"ensemble of all {len(args.runs)} runs", [f1], [acc]))
+    if args.by_age:
+        ages = eval_ages(args.demo)
+        by_age("--runs", args.runs, probs, df, ages)
+        if args.partners:
+            by_age("--with", args.partners, probs, df, ages)
 
 
 if __name__ == "__main__":
