@@ -33,6 +33,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.labels import AGE_NAMES, decode
 from core.metrics import accuracy, macro_f1
 from core.predict import predict_probabilities, resolve_tta
 from core.recipe import Recipe
@@ -62,11 +63,12 @@ def eval_ages(demo: Path) -> dict[str, int]:
 def by_age(label: str, runs: list[Path], probs: dict, df: pd.DataFrame, ages: dict[str, int]) -> None:
     """Share of images predicted 60+ at each true age from 55, mean over ``runs``."""
     age = np.array([ages[i] for i in df["image_id"]])
+    old = AGE_NAMES.index("60+")
     shares = {}
     for a in range(55, 61):
         rows = age == a
         if rows.any():
-            shares[a] = statistics.fmean(float((probs[(r, "auto")][rows].argmax(1) % 3 == 2).mean()) for r in runs)
+            shares[a] = statistics.fmean(float(np.mean([decode(c)[2] == old for c in probs[(r, "auto")][rows].argmax(1)])) for r in runs)
     print(f"{label:<34} predicted 60+ by true age: " + "  ".join(f"{a}: {v:.2f}" for a, v in shares.items()))
 
 
@@ -93,7 +95,7 @@ def main() -> None:
     truth = df = None
     for run in [*args.runs, *(args.partners or [])]:
         for tta in ("none", "flip"):
-            _, df, _, p, _ = predict_probabilities(run, eval_dir, device="cpu", tta=tta)
+            _, df, _, p, _ = predict_probabilities(run, eval_dir, tta=tta)
             probs[(run, tta)] = p
             truth = eval_truth(args.demo, df) if truth is None else truth
         flips = resolve_tta("auto", Recipe.load(run / "recipe.json"))  # what predict's default does

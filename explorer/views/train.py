@@ -13,11 +13,11 @@ import torch
 from core import launch
 from core.dataset import REPORTED_CORRECTIONS
 from core.losses import LOSSES
+from core.mixing import MIXES
 from core.models import MODELS
 from core.paths import eval_dir_beside
 from core.runs import metrics_frame
 from core.training import OPTIMIZERS, SCHEDULERS, TrainConfig, resolve_device
-from core.mixing import MIXES
 from core.training.config import device_defaults, with_device_defaults
 from explorer import report
 from explorer.data import loaded, runs_dir
@@ -98,7 +98,7 @@ def settings() -> dict:
 
 
 def tricks(choice) -> dict:
-    """Competition tricks, each off by default (README "What wins": what each measured on the demo)."""
+    """Competition tricks, each off by default (README "Competition tricks, measured": what each gave on the demo)."""
     values = {}
     with st.expander("Competition tricks: age boundary, batch mixing, TensorBoard (off by default)"):
         c = st.columns(4)
