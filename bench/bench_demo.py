@@ -30,7 +30,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the generated folder and print its path")
     args = ap.parse_args()
 
-    from core.demo import available_cores, make_demo
+    from core.cores import usable_cores
+    from core.demo import make_demo
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-demo-"))
     try:
@@ -41,7 +42,7 @@ def main() -> None:
         images = summary["train_images"] + summary["eval_images"]
         size = sum(f.stat().st_size for f in (tmp / "demo").rglob("*") if f.is_file())
         print(f"people: {summary['people']} train + {summary['eval_people']} eval  images: {images}  "
-              f"cores: {available_cores()} of {os.cpu_count()}  processes: {summary['processes']}")
+              f"cores: {usable_cores()} of {os.cpu_count()}  processes: {summary['processes']}")
         print(f"make_demo: {seconds:.1f} s ({1000 * seconds / images:.2f} ms/image, "
               f"{size / 2**20:.0f} MiB written)")
         if args.keep:

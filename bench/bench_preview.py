@@ -34,7 +34,8 @@ def _median_ms(times: list[float]) -> float:
 
 
 def bench_core(path: str, repeats: int) -> tuple[float, float]:
-    from core.preprocess import load_rgb, preprocess
+    from core.images import load_rgb
+    from core.preprocess import preprocess
     from core.recipe import Recipe
 
     recipe = Recipe().replace(

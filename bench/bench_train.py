@@ -42,8 +42,8 @@ from torchvision import transforms as T  # noqa: E402
 
 from core.augment import MEAN, STD  # noqa: E402
 from core.cache import build_cache  # noqa: E402
+from core.cores import usable_cores  # noqa: E402
 from core.dataset import scan  # noqa: E402
-from core.faces import usable_cores  # noqa: E402
 from core.models import new_model  # noqa: E402
 from core.recipe import Recipe  # noqa: E402
 from core.training import BatchSource, epoch_batches, train_steps  # noqa: E402

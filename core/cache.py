@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from core.cores import pool_size
 from core.errors import UserError
-from core.faces import cached_faces, dataset_key, pool_size
-from core.fileio import (atomic_path, atomic_write, entry_key, locked, remove_file,
-                         remove_unlocked_temporaries)
+from core.faces import cached_faces, dataset_key
+from core.fileio import atomic_path, atomic_write, entry_key, locked, remove_file, remove_unlocked_temporaries
 from core.paths import cache_dir
 from core.preprocess import preprocess_path
 from core.recipe import Recipe

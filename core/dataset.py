@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image
 
 from core import labels
-from core.errors import DatasetError
+from core import rulebook as rb
+from core.errors import DatasetError, UserError
+from core.images import check_image
+from core.rules import CsvSchema
 
-TRAIN_CSV_COLUMNS = ("id", "gender", "race", "age", "path")
-EVAL_CSV_COLUMNS = ("ImageID", "ans")
-CORRECTION_COLUMNS = ("person", "field", "value")
+TRAIN_CSV_COLUMNS = tuple(rb.TRAIN_CSV.columns)
+EVAL_CSV_COLUMNS = tuple(rb.INFO_CSV.columns)
+CORRECTION_COLUMNS = tuple(rb.CORRECTIONS_CSV.columns)
 REPORTED_CORRECTIONS = Path(__file__).parent / "data" / "reported_corrections.csv"
 
 # Columns of the index, in order. Label fields are -1 / "" where a layout has none.
@@ -37,12 +39,22 @@ INDEX_COLUMNS = (
 )
 
 
+def printable(text: str) -> str:
+    """``text`` with any byte that is not UTF-8 (a lone surrogate from the filesystem) shown as U+FFFD."""
+    return text.encode("utf-8", "replace").decode("utf-8") if any("\ud800" <= c <= "\udfff" for c in text) else text
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with one path."""
 
     path: str
     rule: str
+
+    def __post_init__(self):
+        # A name in another encoding reaches Python as lone surrogates, which no text file or
+        # terminal can show: keep a printable form (each bad byte as U+FFFD).
+        object.__setattr__(self, "path", printable(self.path))
 
     def __str__(self) -> str:
         return f"{self.path}: {self.rule}"
@@ -80,51 +92,37 @@ class Dataset:
         }
 
 
-# ----------------------------------------------------------------------------- image checks
-
-def check_image(path: Path) -> tuple[str | None, tuple[int, int]]:
-    """Return (problem or None, (width, height)) for one file, cheaply.
-
-    A truncated JPEG opens fine and fails only when decoded, so besides reading the header
-    we check that the file ends with its format's end marker (JPEG EOI ``FFD9``, PNG
-    ``IEND``). That catches truncation without decoding every pixel.
-    """
-    try:
-        with Image.open(path) as im:
-            fmt, size = im.format, im.size
-    except Exception:  # noqa: BLE001 - PIL raises many types for junk files
-        return "not an image (PIL cannot open it); delete it or move it out of the dataset", (0, 0)
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, path.stat().st_size - 1024))
-            tail = fh.read()
-    except OSError as exc:
-        return f"unreadable ({exc.strerror})", (0, 0)
-    if fmt == "JPEG" and b"\xff\xd9" not in tail:
-        return "truncated JPEG (no end-of-image marker); re-copy or re-export the file", size
-    if fmt == "PNG" and b"IEND" not in tail:
-        return "truncated PNG (no IEND chunk); re-copy or re-export the file", size
-    if fmt not in ("JPEG", "PNG"):
-        try:
-            with Image.open(path) as im:
-                im.load()
-        except Exception:  # noqa: BLE001
-            return f"unreadable {fmt} image; re-copy or re-export the file", size
-    return None, size
-
+# ----------------------------------------------------------------------------- files
 
 def _is_hidden(p: Path) -> bool:
     return p.name.startswith(".")
 
 
-def _list_files(folder: Path) -> tuple[list[Path], int]:
-    """Visible files of a folder, sorted, and how many hidden ones were passed over."""
+def _odd_name(p: Path) -> str | None:
+    """Why a file or folder name cannot go into the index (its path is written to CSV files and
+    shown in the app, which need text), or None."""
+    try:
+        p.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8 text (bytes from another encoding); rename it"
+    if any(ord(c) < 32 for c in p.name):
+        return "its name holds control characters (a newline, a tab...); rename it"
+    return None
+
+
+def _list_files(folder: Path, problems: list[Problem]) -> tuple[list[Path], int]:
+    """Visible files of a folder, sorted, and how many hidden ones were passed over; files whose
+    names cannot be indexed become problems."""
     files, hidden = [], 0
     for p in sorted(folder.iterdir()):
         if _is_hidden(p):
             hidden += 1
         elif p.is_file():
-            files.append(p)
+            why = _odd_name(p)
+            if why:
+                problems.append(Problem(str(p), why))
+            else:
+                files.append(p)
     return files, hidden
 
 
@@ -211,22 +209,23 @@ def _parse_person(name: str) -> tuple[dict | None, str | None]:
     pid, gender, race, age = m.groups()
     if gender.lower() not in labels.GENDER_CODES:
         return None, f"unknown gender {gender!r} in folder name (allowed: male, female)"
-    if not age.isdigit():
-        return None, f"age {age!r} in folder name is not a number"
-    return {"person": pid, "gender": labels.GENDER_CODES[gender.lower()], "race": race, "age": int(age)}, None
-
-
-def _read_csv(path: Path, required: tuple[str, ...], problems: list[Problem]) -> pd.DataFrame | None:
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001 - pandas raises several parser errors
-        problems.append(Problem(str(path), f"cannot be read as CSV ({exc.__class__.__name__})"))
+        years = rb.AGE.parse(age, "age in the folder name")
+    except UserError as exc:
+        return None, str(exc)
+    return {"person": pid, "gender": labels.GENDER_CODES[gender.lower()], "race": race, "age": years}, None
+
+
+def _read_csv(path: Path, schema: CsvSchema, problems: list[Problem]) -> pd.DataFrame | None:
+    """The rows of ``path`` that keep ``schema``'s rules; each bad row, or the whole file when it
+    cannot be used, becomes a Problem instead of an exception."""
+    try:
+        table, bad = schema.read(path, on_bad="collect")
+    except UserError as exc:
+        problems.append(Problem(str(path), str(exc).removeprefix(f"{path}: ")))
         return None
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        problems.append(Problem(str(path), f"missing column(s) {', '.join(missing)}; "
-                                           f"expected columns {', '.join(required)}"))
-        return None
+    for message in bad:
+        problems.append(Problem(str(path), message.removeprefix(f"{path} ")))
     return table
 
 
@@ -235,7 +234,7 @@ def _scan_train(root: Path, images: Path, problems: list[Problem]) -> tuple[list
     csv_path = images.parent / "train.csv" if images != root else root / "train.csv"
     listed: dict[str, dict] | None = None
     if csv_path.is_file():
-        table = _read_csv(csv_path, TRAIN_CSV_COLUMNS, problems)
+        table = _read_csv(csv_path, rb.TRAIN_CSV, problems)
         if table is not None:
             listed = {r["path"]: r for r in table.to_dict("records")}
             on_disk = {d.name for d in folders}
@@ -247,7 +246,7 @@ def _scan_train(root: Path, images: Path, problems: list[Problem]) -> tuple[list
                     problems.append(Problem(str(d), f"not listed in {csv_path.name}; used from its folder name"))
     rows, hidden, seen = [], 0, {}
     for d in folders:
-        fields, why = _parse_person(d.name)
+        fields, why = _parse_person(d.name) if not _odd_name(d) else (None, _odd_name(d))
         if why:
             problems.append(Problem(str(d), why))
             continue
@@ -256,7 +255,7 @@ def _scan_train(root: Path, images: Path, problems: list[Problem]) -> tuple[list
                                             "keep one folder per person"))
             continue
         seen[fields["person"]] = d.name
-        files, h = _list_files(d)
+        files, h = _list_files(d, problems)
         hidden += h
         for f in files:
             if f.suffix.lower() not in labels.IMAGE_EXTENSIONS:
@@ -274,18 +273,14 @@ def _scan_train(root: Path, images: Path, problems: list[Problem]) -> tuple[list
 
 
 def _scan_eval(root: Path, images: Path, problems: list[Problem]) -> list[dict]:
-    info = _read_csv(root / "info.csv", EVAL_CSV_COLUMNS, problems)
+    info = _read_csv(root / "info.csv", rb.INFO_CSV, problems)
     if info is None:
         raise DatasetError(str(problems[-1]), problems)
     truth: dict[str, int] = {}
     if (root / "gt.csv").is_file():
-        gt = _read_csv(root / "gt.csv", EVAL_CSV_COLUMNS, problems)
+        gt = _read_csv(root / "gt.csv", rb.ANSWERS_CSV, problems)
         if gt is not None:
-            for image_id, ans in zip(gt["ImageID"], gt["ans"]):
-                if ans.strip().isdigit() and int(ans) < labels.NUM_CLASSES:
-                    truth[image_id] = int(ans)
-                else:
-                    problems.append(Problem(str(root / "gt.csv"), f"ans {ans!r} for {image_id} is not a class 0..17"))
+            truth = {image_id: int(ans) for image_id, ans in zip(gt["ImageID"], gt["ans"])}
     rows = []
     for order, image_id in enumerate(info["ImageID"]):
         f = images / image_id
@@ -305,10 +300,15 @@ def _scan_eval(root: Path, images: Path, problems: list[Problem]) -> list[dict]:
 
 
 def _scan_folders(root: Path, problems: list[Problem]) -> tuple[list[dict], list[str], int]:
-    classes = [d for d in _subdirs(root) if _has_image(d)]
+    classes = []
+    for d in _subdirs(root):
+        if _has_image(d) and _odd_name(d):
+            problems.append(Problem(str(d), f"class folder: {_odd_name(d)}"))
+        elif _has_image(d):
+            classes.append(d)
     rows, hidden = [], 0
     for idx, d in enumerate(classes):
-        files, h = _list_files(d)
+        files, h = _list_files(d, problems)
         hidden += h
         for f in files:
             why, size = check_image(f)
@@ -317,37 +317,22 @@ def _scan_folders(root: Path, problems: list[Problem]) -> tuple[list[dict], list
                 continue
             rows.append(_row(f, root, size, label=idx, label_name=d.name, person=f"{d.name}/{f.stem}"))
     for d in _subdirs(root):
-        if d not in classes:
-            problems.append(Problem(str(d), "class folder holds no images; it is ignored"))
+        if d not in classes and not _has_image(d):
+            problems.append(Problem(str(d), "class folder holds no images; "
+                                                                                 "it is ignored"))
     return rows, [d.name for d in classes], hidden
 
 
 # ----------------------------------------------------------------------------- corrections
 
 def load_corrections(path: str | Path) -> pd.DataFrame:
-    """Read a label-corrections CSV (person, field, value).
+    """Read a label-corrections CSV (person, field, value), every row checked by its rule.
 
-    ``field`` is ``gender`` (male/female), ``age`` (a number), ``race`` or ``swap`` with
-    value ``incorrect_mask:normal`` (the two photos' labels are exchanged).
+    ``field`` is ``gender`` (male/female), ``age`` (whole years), ``race`` or ``swap`` with
+    value ``incorrect_mask:normal`` (the two photos' labels are exchanged); see
+    :data:`core.rulebook.CORRECTIONS_CSV`. A bad row raises DatasetError naming the row.
     """
-    path = Path(path)
-    problems: list[Problem] = []
-    if not path.is_file():
-        raise DatasetError(f"{path}: corrections file does not exist")
-    table = _read_csv(path, CORRECTION_COLUMNS, problems)
-    if table is None:
-        raise DatasetError(str(problems[0]), problems)
-    for i, r in table.iterrows():
-        where = f"{path} row {i + 2}"
-        if r["field"] == "gender" and r["value"] not in labels.GENDER_CODES:
-            raise DatasetError(f"{where}: gender value {r['value']!r} not allowed (allowed: male, female)")
-        if r["field"] == "age" and not r["value"].isdigit():
-            raise DatasetError(f"{where}: age value {r['value']!r} is not a number")
-        if r["field"] == "swap" and len(r["value"].split(":")) != 2:
-            raise DatasetError(f"{where}: swap value {r['value']!r} must be two stems like incorrect_mask:normal")
-        if r["field"] not in ("gender", "age", "race", "swap"):
-            raise DatasetError(f"{where}: field {r['field']!r} not allowed (allowed: gender, age, race, swap)")
-    return table
+    return rb.CORRECTIONS_CSV.read(Path(path), error=DatasetError)
 
 
 def apply_corrections(df: pd.DataFrame, corrections: pd.DataFrame) -> pd.DataFrame:

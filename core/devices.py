@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from core.errors import UserError
+from core.rulebook import DEVICE
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = DEVICE.values
 
 
 def resolve_device(name: str) -> torch.device:

@@ -24,8 +24,9 @@ import torch.nn as nn
 
 from core.augment import normalize, to_float
 from core.errors import UserError
+from core.rulebook import EMBED
 
-EMBED_METHODS = ("pca", "tsne")
+EMBED_METHODS = EMBED.values
 TSNE_MAX = 3000  # t-SNE costs O(n log n) per iteration: beyond a few thousand points use PCA
 
 

@@ -8,7 +8,6 @@ so detection rates are reported per mask state.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import threading
 from multiprocessing import get_context
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from core.cores import pool_size
 from core.fileio import atomic_path, locked, remove_unlocked_temporaries
 from core.paths import cache_dir
 
@@ -48,25 +48,6 @@ CHUNK = 32  # images per worker task
 # One cascade per thread: app sessions are threads of one process, and a classifier is not
 # documented as safe to share between threads that detect at the same time.
 _local = threading.local()
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. a container's share), at least 1."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # no affinity API (macOS, Windows)
-        return os.cpu_count() or 1
-
-
-def pool_size(n: int, workers: int | None, parallel_min: int, chunk: int) -> int:
-    """Processes for ``n`` items in tasks of ``chunk``: ``workers`` when given, else every usable
-    core, but one (no pool) below ``parallel_min`` items, where starting workers costs more than
-    it saves, and never more than there are tasks."""
-    if workers:
-        return workers
-    if n < parallel_min:
-        return 1
-    return max(1, min(usable_cores(), math.ceil(n / chunk)))
 
 
 def _cascade() -> cv2.CascadeClassifier:

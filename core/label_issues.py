@@ -249,10 +249,10 @@ def planted_recall(suspects: pd.DataFrame, truth_csv: str | Path, times: int = 3
 def finder_config(data: str | Path, folds: int = 3, **settings):
     """The K-fold TrainConfig the finder trains when it is given no run (``settings``: any other
     TrainConfig field, e.g. epochs, seed, corrections, out)."""
-    from core.training import TrainConfig
+    from core.rulebook import FINDER_FOLDS
+    from core.training.config import TrainConfig
 
-    if folds < 2:
-        raise UserError(f"--folds must be >= 2 for out-of-fold predictions of every image, got {folds}")
+    FINDER_FOLDS.check(folds, "--folds")  # out-of-fold predictions of every image need K >= 2
     return TrainConfig(data=str(data), folds=folds, **{k: v for k, v in settings.items() if v is not None})
 
 
@@ -352,15 +352,16 @@ COMPARED = ("data", "model", "head", "epochs", "batch_size", "lr", "optimizer", 
 def retrain_config(run: str | Path, corrections_csv: str | Path, out: str | Path):
     """(TrainConfig, recipe) that repeat ``run`` with the corrections CSV applied: same data,
     recipe, folds, seed and settings, so its scores compare with the run's."""
-    from core.training import TrainConfig
-    from core.runs import read_json
+    import dataclasses
 
-    run = run_path(run)
-    stored = read_config(run)["config"]
-    known = {f for f in TrainConfig.__dataclass_fields__}
-    cfg = TrainConfig(**{k: v for k, v in stored.items() if k in known})
-    cfg.corrections, cfg.out, cfg.resume, cfg.recipe = str(Path(corrections_csv).resolve()), str(out), None, None
-    return cfg, read_json(run / "recipe.json")
+    from core.runs import read_json
+    from core.training.config import resume_config
+
+    kept = read_config(run)["config"]
+    stored = resume_config(run, kept.get("device", "auto"), kept.get("workers", 0))  # the run's own settings
+    cfg = dataclasses.replace(stored, corrections=str(Path(corrections_csv).resolve()), out=str(out), resume=None,
+                              recipe=None)
+    return cfg, read_json(run_path(run) / "recipe.json")
 
 
 def baseline_run(run: str | Path, candidates: list[Path]) -> Path | None:

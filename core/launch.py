@@ -1,9 +1,9 @@
 """Training in the background: start ``python -m core train`` as its own process, follow it, stop it.
 
 The app never trains inside the Streamlit server. :func:`start` writes the recipe to a file,
-builds the same command a user would type (:func:`train_argv`, shown by the app as
-:func:`command_line`) and starts it in a new session with its output going to a log file, so
-a page reload, a widget change or a closed browser tab never kills it.
+builds the same command a user would type (core.training.config.train_argv, the one argv
+builder, shown by the app as :func:`command_line`) and starts it in the background
+(core.procs), so a page reload, a widget change or a closed browser tab never kills it.
 
 Everything about a launch lives on disk under the runs folder (``out``)::
 
@@ -20,32 +20,25 @@ into the same folder, is still running.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import secrets
 import shlex
-import signal
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 from core.errors import UserError
-from core.fileio import atomic_write
+from core.fileio import atomic_write, locked
+from core.procs import error_line, log_tail, pid_alive, start_background, terminate_group
 from core.recipe import Recipe
 from core.runs import read_status, request_stop
+from core.training.config import train_argv
 
-REPO = Path(__file__).resolve().parents[1]  # the launched `python -m core` runs from here
 ACTIVE = "ACTIVE.json"
 LAUNCHES = ".launches"  # hidden: core.runs.list_runs only lists folders with a config.json
 LIVE = ("starting", "running")
-# Settings the app always writes into the command, so that it reads as a full description of
-# the run; any other TrainConfig flag appears only when it differs from its default.
-ALWAYS = ("model", "epochs", "batch_size", "lr", "optimizer", "scheduler", "loss", "accum_steps", "folds", "out")
 
 
 class AlreadyRunning(UserError):
@@ -89,87 +82,9 @@ class RunState:
 
 # ----------------------------------------------------------------------------- the command
 
-def train_argv(cfg, python: str = sys.executable) -> list[str]:
-    """``python -m core train ...`` for a TrainConfig whose ``recipe`` is a file path
-    (core.training.config.train_argv, with only the changed settings and ALWAYS)."""
-    from core.training.config import train_argv as argv_of
-
-    if not isinstance(cfg.recipe, (str, Path)):
-        raise ValueError("train_argv needs cfg.recipe as a file path; start() writes the recipe first")
-    return argv_of(cfg, python=python, changed_only=True, always=ALWAYS)
-
-
 def command_line(argv: list[str]) -> str:
     """The command as a user would type it in the repository root."""
     return shlex.join(["python", *argv[1:]])
-
-
-# ----------------------------------------------------------------------------- processes
-
-def _boot_time() -> float | None:
-    try:
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _proc_stat(pid: int) -> tuple[str, float | None] | None:
-    """(state letter, start time as a Unix time) from /proc, or None where there is no /proc."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return ("X", None) if Path("/proc/self").exists() else None
-    except OSError:
-        return None
-    rest = text.rsplit(")", 1)[1].split()  # the command name in (...) may contain spaces
-    boot = _boot_time()
-    start = boot + int(rest[19]) / os.sysconf("SC_CLK_TCK") if boot is not None else None
-    return rest[0], start
-
-
-def pid_alive(pid: int | None, started_by: float | None = None) -> bool:
-    """Whether process ``pid`` runs (not a zombie) and, given ``started_by``, is not a newer
-    process that reused the pid (it must have started no later than ``started_by``)."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    stat = _proc_stat(int(pid))
-    if stat is None:
-        return True
-    letter, start = stat
-    if letter in ("Z", "X"):
-        return False
-    # /proc's boot time has 1 s resolution, hence the slack.
-    return not (started_by is not None and start is not None and start > started_by + 2.0)
-
-
-def _reap(proc: subprocess.Popen) -> None:
-    """Wait for the child in a daemon thread, so that it leaves no zombie when it ends."""
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-
-
-@contextlib.contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """Serialise check-then-start across sessions and processes (two clicks at once)."""
-    try:
-        import fcntl
-    except ImportError:  # not on Unix: the check is still made, just not atomically
-        yield
-        return
-    with open(out / ".launch.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ----------------------------------------------------------------------------- records
@@ -192,28 +107,6 @@ def _save(launch: Launch) -> None:
     now = current(launch.out)
     if now is None or now.launch_dir == launch.launch_dir:
         _write_json(Path(launch.out) / ACTIVE, asdict(launch))
-
-
-def log_tail(path: str | Path | None, lines: int = 20) -> str:
-    """The last ``lines`` lines of a log, with progress-bar redraws (``\\r``) collapsed."""
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as fh:  # bytes: read_text would turn each progress redraw (\r) into a line
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
-            text = fh.read().decode(errors="replace")
-    except OSError:
-        return ""
-    shown = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
-    return "\n".join([line for line in shown if line.strip()][-lines:])
-
-
-def _error_line(tail: str) -> str | None:
-    """The CLI's one-line error (``error: ...``), if the log has one."""
-    for line in reversed(tail.splitlines()):
-        if line.startswith("error: "):
-            return line.removeprefix("error: ")
-    return None
 
 
 # ----------------------------------------------------------------------------- following
@@ -254,7 +147,7 @@ def run_state(run_dir: str | Path, stop_requested: bool = False, console_log: st
             state, message = "stopped", "stopped before training began"
         else:
             state = "failed"
-            message = (_error_line(tail) or "the training process ended without a final status "
+            message = (error_line(tail) or "the training process ended without a final status "
                        "(killed, or out of memory?)")
     if state == "failed":
         tail = tail or log_tail(run_dir / "train.log")
@@ -275,7 +168,7 @@ def poll(launch: Launch) -> RunState:
     tail = log_tail(launch.log)
     if launch.stop_requested:
         return RunState("stopped", "stopped before training began", log_tail=tail)
-    return RunState("failed", _error_line(tail) or "the training process ended before it created a run "
+    return RunState("failed", error_line(tail) or "the training process ended before it created a run "
                     "directory; see the log", log_tail=tail)
 
 
@@ -313,7 +206,7 @@ def start(cfg, recipe: Recipe | dict, out: str | Path | None = None, env: dict |
     out = Path(out or cfg.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_dict(recipe)
-    with _locked(out):
+    with locked(out / "launch"):  # check-then-start, across sessions and processes (two clicks at once)
         reason = busy(out)
         if reason:
             raise AlreadyRunning(reason)
@@ -322,16 +215,11 @@ def start(cfg, recipe: Recipe | dict, out: str | Path | None = None, env: dict |
         recipe_file = launch_dir / "recipe.json"
         recipe.save(recipe_file)
         data = str(Path(cfg.data).expanduser().resolve()) if cfg.data else ""
-        argv = train_argv(replace(cfg, data=data, recipe=str(recipe_file), out=str(out)))
+        argv = train_argv(replace(cfg, data=data, recipe=str(recipe_file), out=str(out)), python=sys.executable,
+                          short=True)
         log = launch_dir / "console.log"
-        env = dict(os.environ if env is None else env)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=fh,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        _reap(proc)
-        launch = Launch(pid=proc.pid, argv=argv, command=command_line(argv), started=time.time(), out=str(out),
+        pid = start_background(argv, log, env)
+        launch = Launch(pid=pid, argv=argv, command=command_line(argv), started=time.time(), out=str(out),
                         launch_dir=str(launch_dir), log=str(log))
         _write_json(launch_dir / "launch.json", asdict(launch))
         _write_json(out / ACTIVE, asdict(launch))
@@ -351,8 +239,6 @@ def stop(launch: Launch) -> RunState:
         return now
     if now.run_dir is not None:
         request_stop(now.run_dir)
-    preparing = now.run_dir is None or str(now.status.get("message", "")).startswith("preparing")
-    if preparing and pid_alive(launch.pid, launch.started):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(launch.pid, signal.SIGTERM)
+    if now.run_dir is None or str(now.status.get("message", "")).startswith("preparing"):
+        terminate_group(launch.pid, launch.started)
     return poll(launch)

@@ -10,8 +10,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.errors import UserError
+from core.rulebook import LOSS
 
-LOSSES = ("ce", "focal", "label_smoothing", "f1")
+LOSSES = LOSS.values
 
 
 class FocalLoss(nn.Module):
@@ -77,4 +78,5 @@ def build_loss(name: str, num_classes: int, focal_gamma: float = 2.0, smoothing:
         return LabelSmoothingLoss(num_classes, smoothing)
     if name == "f1":
         return SoftF1Loss(num_classes)
-    raise UserError(f"loss {name!r} is not supported; allowed: {', '.join(LOSSES)}")
+    LOSS.check(name, "--loss")
+    raise AssertionError(f"loss {name!r} is in the rule book but has no implementation")

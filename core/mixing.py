@@ -24,7 +24,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-MIXES = ("none", "mixup", "cutmix", "cutmix-vertical")
+from core.rulebook import MIX
+
+MIXES = MIX.values
 
 
 @dataclass

@@ -19,10 +19,23 @@ import torch
 import torch.nn as nn
 import torchvision.models as tvm
 
+from core import rulebook as rb
 from core.errors import UserError
-from core.weights import (WeightsUnavailable, as_state_dict, check_hub_reachable, download_failed, file_name,
-                          hub_checkpoints, is_download_error, no_weights, read_state_dict, socket_timeout,
-                          timm_cached_file, timm_missing, unreadable)
+from core.weights import (
+    WeightsUnavailable,
+    as_state_dict,
+    check_hub_reachable,
+    download_failed,
+    file_name,
+    hub_checkpoints,
+    is_download_error,
+    no_weights,
+    read_state_dict,
+    socket_timeout,
+    timm_cached_file,
+    timm_missing,
+    unreadable,
+)
 
 # name -> torchvision weights enum (its DEFAULT member names the ImageNet checkpoint to fetch)
 TORCHVISION = {
@@ -33,15 +46,12 @@ TORCHVISION = {
     "vgg16_bn": tvm.VGG16_BN_Weights,
     "efficientnet_b0": tvm.EfficientNet_B0_Weights,
 }
-MODELS = ("smallcnn", *TORCHVISION)
-TIMM_PREFIX = "timm/"  # --model timm/<name>: any model timm.list_models() knows, e.g. timm/convnext_tiny
-HEADS = ("flat", "factorized")
+assert tuple(TORCHVISION) == rb.TORCHVISION_MODELS, "the rule book lists the torchvision models by name"
+MODELS = rb.MODEL.values
+TIMM_PREFIX = rb.TIMM_PREFIX  # --model timm/<name>: any model timm.list_models() knows, e.g. timm/convnext_tiny
+HEADS = tuple(h for h in rb.HEAD.values if h != "auto")  # what "auto" resolves to
 DOWNLOAD_TIMEOUT_S = 10.0  # per connect / read: long enough for a slow link, short enough offline
-WEIGHTS = ("auto", "imagenet", "none")  # or the path of a weights file
-MODEL_HELP = (f"{', '.join(MODELS)} (smallcnn trains from scratch on a CPU in minutes), or {TIMM_PREFIX}NAME "
-              f"for any timm model, e.g. {TIMM_PREFIX}convnext_tiny")
-WEIGHTS_HELP = ("auto (ImageNet weights from the local cache or a download, else from scratch), imagenet (the "
-                "same, but an error when they cannot be had), none (from scratch), or a weights file")
+WEIGHTS = rb.WEIGHTS.values  # or the path of a weights file
 # Where each torchvision family keeps its final Linear layer (the head), as an attribute path.
 HEAD_PATH = {"smallcnn": "fc", "resnet18": "fc", "resnet50": "fc", "resnext50_32x4d": "fc",
              "densenet121": "classifier", "vgg16_bn": "classifier.6", "efficientnet_b0": "classifier.1"}

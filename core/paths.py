@@ -35,37 +35,47 @@ def user_base() -> Path:
 
 
 def user_path(text: str | Path) -> Path:
-    """``text`` as an absolute path under the rule above (``~`` expanded, relative -> :func:`user_base`)."""
-    path = Path(str(text).strip()).expanduser()
-    return (path if path.is_absolute() else user_base() / path).resolve()
+    """``text`` as an absolute path under the rule above (``~`` expanded, relative -> :func:`user_base`).
 
-
-def user_file(text: str | Path, suffix: str, what: str, must_exist: bool = True) -> Path:
-    """The absolute path of a ``suffix`` file the user typed, or UserError saying why not.
-
-    ``must_exist`` False is for saving: the file may be new, but its folder must exist. A
-    refusal names the resolved path, the rule it broke and what to do; it never reads the
-    file, so nothing of its contents can end up in the message.
+    Odd paths are refused with UserError saying why, never with a traceback: a NUL character,
+    ``~user`` for a user that does not exist, text the filesystem cannot encode, and a name
+    longer than the filesystem allows.
     """
-    if not str(text).strip():
-        raise UserError(f"no {what} path given: type the path of a {suffix} file ({RULE}: {user_base()})")
-    path = user_path(text)
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a {what} file: type the path of a {suffix} file")
-    if path.suffix.lower() != suffix:
-        raise UserError(f"{path}: a {what} file must end in {suffix}; type the path of a {suffix} file")
-    if must_exist and not path.is_file():
-        raise UserError(f"{path}: no such {what} file ({RULE}: {user_base()}); check the path or type "
-                        "an absolute one")
-    if not must_exist and not path.parent.is_dir():
-        raise UserError(f"{path}: the folder {path.parent} does not exist ({RULE}: {user_base()}); "
-                        "create it first or choose another path")
+    text = str(text).strip()
+    if "\x00" in text:
+        raise UserError("a path cannot hold a NUL character")
+    try:
+        path = Path(text).expanduser()
+        os.fsencode(path)
+    except RuntimeError:  # Path.expanduser: "~user" for a user that does not exist
+        raise UserError(f"{text.split('/')[0]} names no user on this machine; write the folder out in full") from None
+    except UnicodeError:
+        raise UserError("the path is not valid text in this system's encoding") from None
+    path = (path if path.is_absolute() else user_base() / path).resolve()
+    limit = _name_max(path)
+    long_part = next((part for part in path.parts if len(os.fsencode(part)) > limit), None)
+    if long_part is not None:
+        raise UserError(f"the name {long_part[:20]}... is longer than this filesystem's {limit} bytes; give a "
+                        "shorter name")
     return path
+
+
+def _name_max(path: Path) -> int:
+    """The longest file name (bytes) the filesystem under ``path`` takes."""
+    for folder in (path, *path.parents):
+        try:
+            return os.pathconf(folder, "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):
+            continue
+    return 255
 
 
 def eval_dir_beside(data: str | Path | None) -> Path | None:
     """The ``eval`` folder beside a dataset folder (demo_data/train -> demo_data/eval), if there is one."""
     if not data or not str(data).strip():
         return None
-    sibling = user_path(data).parent / "eval"
-    return sibling if sibling.is_dir() else None
+    try:
+        sibling = user_path(data).parent / "eval"
+        return sibling if sibling.is_dir() else None
+    except (UserError, OSError):
+        return None

@@ -14,7 +14,6 @@ their probabilities, each run preprocessing the images with its own recipe.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Callable
 
@@ -23,12 +22,14 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from core.augment import normalize, to_float
+from core import rulebook as rb
 from core.cache import build_cache
+from core.dataset import EVAL_CSV_COLUMNS, detect_layout, scan
 from core.devices import resolve_device
-from core.dataset import EVAL_CSV_COLUMNS, check_image, detect_layout, scan
 from core.errors import DatasetError, UserError
 from core.fileio import atomic_path
+from core.images import check_image
+from core.inference import predict_logits
 from core.labels import CLASS_NAMES, IMAGE_EXTENSIONS
 from core.metrics import accuracy, macro_f1, per_class_report
 from core.models import new_model
@@ -36,40 +37,6 @@ from core.recipe import Recipe
 from core.runs import checkpoint_paths, load_checkpoint, read_config
 
 Log = Callable[[str], None]
-
-
-def _rows(images, idx: np.ndarray, device) -> torch.Tensor:
-    """uint8 rows on ``device``: from an ImageStore (core.training.batches) that may already
-    hold them there, or from a numpy array, copied as uint8 (not float: 4x fewer bytes)."""
-    if hasattr(images, "rows"):
-        return images.rows(idx)
-    return torch.from_numpy(np.ascontiguousarray(images[idx])).to(device)
-
-
-def predict_logits(model: nn.Module, images: np.ndarray, rows: np.ndarray | None = None, batch_size: int = 128,
-                   device: torch.device | str = "cpu", channels_last: bool = False,
-                   autocast=contextlib.nullcontext, tta: bool = False) -> np.ndarray:
-    """(len(rows), C) float32 logits for uint8 (N, H, W, 3) ``images``, under eval() + inference_mode.
-
-    ``tta``: also run the mirrored images and return the log of the two softmaxes' mean
-    (for recipes that flip in training, i.e. whose labels do not change in a mirror).
-    """
-    model.eval()
-    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            idx = rows[start:start + batch_size]
-            x = normalize(to_float(_rows(images, idx, device)))
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast():
-                logits = model(x).float()
-                if tta:
-                    probs = (logits.softmax(1) + model(x.flip(3)).float().softmax(1)) / 2
-                    logits = probs.clamp_min(1e-12).log()
-            out.append(logits)  # stays on the device: one copy back at the end, no sync per batch
-    return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -143,15 +110,12 @@ def _index_for(data: Path) -> tuple[str, pd.DataFrame, list]:
 
 # ----------------------------------------------------------------------------- entry points
 
-TTA_CHOICES = ("auto", "none", "flip")
-TTA_HELP = ("test-time augmentation: flip averages each image's softmax with its mirror's; none uses the image "
-            "alone; auto (default) is flip for a run whose recipe flips in training (its labels do not change in "
-            "a mirror) and none otherwise")
+TTA_CHOICES = rb.TTA.values
+TTA_HELP = rb.TTA_PARAM.help
 
 
 def check_tta(tta: str) -> None:
-    if tta not in TTA_CHOICES:
-        raise UserError(f"--tta {tta!r} is not allowed; choose one of: {', '.join(TTA_CHOICES)}")
+    rb.TTA.check(tta, "--tta")
 
 
 def resolve_tta(tta: str, recipe: Recipe) -> bool:
@@ -257,20 +221,8 @@ def _submission(data: Path, df: pd.DataFrame, pred: np.ndarray, fallback: int, p
 
 
 def _read_answers(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise UserError(f"{path}: file does not exist")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001 - pandas parser errors
-        raise UserError(f"{path}: cannot be read as CSV ({exc.__class__.__name__})") from None
-    missing = [c for c in EVAL_CSV_COLUMNS if c not in table.columns]
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(EVAL_CSV_COLUMNS)}")
-    bad = table.index[~table["ans"].str.strip().str.fullmatch(r"\d+")]
-    if len(bad):
-        i = bad[0]
-        raise UserError(f"{path}: row {i + 2} has ans {table['ans'][i]!r}, which is not a class number")
-    return table
+    """A submission or gt.csv: ImageID,ans with every ans a class 0-17 (rulebook.ANSWERS_CSV)."""
+    return rb.ANSWERS_CSV.read(path)
 
 
 def evaluate(pred_csv: str | Path, gt_csv: str | Path) -> dict:
@@ -286,8 +238,6 @@ def evaluate(pred_csv: str | Path, gt_csv: str | Path) -> dict:
         raise UserError(f"{pred_path}: row {i + 2} has ImageID {pred['ImageID'][i]!r} where {gt_path} has "
                         f"{gt['ImageID'][i]!r}; keep info.csv's rows in their order")
     y_true, y_pred = gt["ans"].astype(int).to_numpy(), pred["ans"].astype(int).to_numpy()
-    n = max(len(CLASS_NAMES), int(max(y_true.max(), y_pred.max())) + 1) if len(y_true) else len(CLASS_NAMES)
-    names = list(CLASS_NAMES) + [str(c) for c in range(len(CLASS_NAMES), n)]
-    report = per_class_report(y_true, y_pred, names)
+    report = per_class_report(y_true, y_pred, list(CLASS_NAMES))
     return {"images": int(len(gt)), "accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred),
             "per_class": report}

@@ -11,18 +11,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance
 
+from core.images import load_rgb
 from core.recipe import Crop, Enhance, Recipe
 
 Box = tuple[float, float, float, float]  # x, y, w, h in pixels
-
-
-def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image as RGB (PNG alpha and greyscale are converted)."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im) if im.format == "JPEG" else im
-        return im.convert("RGB")
 
 
 def _fit_aspect(x0: float, y0: float, x1: float, y1: float, aspect: float, W: int, H: int) -> tuple[int, int, int, int]:

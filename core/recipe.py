@@ -19,51 +19,59 @@ from typing import Any
 
 from core.errors import RecipeError
 from core.fileio import atomic_write
+from core.rulebook import CROP_MODE, EQUALIZE, SAMPLING
+from core.rules import Boolean, Interval, ListOf, param, params_of
 
-
-def _rng(lo: float, hi: float, **kw) -> dict:
-    return {"range": (lo, hi), **kw}
-
-
-def _choices(*options: str) -> dict:
-    return {"choices": options}
+UNIT = Interval(float, 0.0, 1.0)
+MAX_RECIPE_BYTES = 1_000_000  # a recipe is well under 2 KB; anything this big is another kind of file
+FACTOR = Interval(float, 0.0, 3.0)
 
 
 @dataclass
 class Crop:
-    # none: the whole frame; fixed: one box for every image; face: each image's own face box
-    # grown by face_margin, falling back to the fixed box where no face was found.
-    mode: str = field(default="none", metadata=_choices("none", "fixed", "face"))
-    # Fixed box as fractions of the image (x, y, w, h), so it fits any image size.
-    box: tuple[float, float, float, float] = field(default=(0.0, 0.0, 1.0, 1.0), metadata=_rng(0.0, 1.0))
-    # Face mode: how much to grow the face box on each side, as a fraction of its size.
-    face_margin: float = field(default=0.5, metadata=_rng(0.0, 3.0))
+    mode: str = param("none", CROP_MODE, "none: the whole frame; fixed: one box for every image; face: each "
+                      "image's own face box grown by the face margin, the fixed box where no face was found",
+                      "Crop mode")
+    # Fractions of the image (x, y, w, h), so one box fits any image size.
+    box: tuple[float, float, float, float] = param(
+        (0.0, 0.0, 1.0, 1.0), ListOf(UNIT, 4), "the fixed box as fractions of the image: x, y, w, h", "Fixed box",
+        step=0.01, parts=("x (left)", "y (top)", "w (width)", "h (height)"))
+    face_margin: float = param(0.5, Interval(float, 0.0, 3.0), "face mode: how much to grow the face box on each "
+                               "side, as a fraction of its size", "Face margin (grow each side by this fraction of "
+                               "the face)", step=0.05)
 
 
 @dataclass
 class Enhance:
     # PIL ImageEnhance factors: 1 leaves the image unchanged, 0 removes the property.
-    brightness: float = field(default=1.0, metadata=_rng(0.0, 3.0))
-    contrast: float = field(default=1.0, metadata=_rng(0.0, 3.0))
-    sharpness: float = field(default=1.0, metadata=_rng(0.0, 3.0))
-    color: float = field(default=1.0, metadata=_rng(0.0, 3.0))
-    grayscale: bool = False
+    brightness: float = param(1.0, FACTOR, "PIL brightness factor (1: unchanged)", "Brightness", step=0.05)
+    contrast: float = param(1.0, FACTOR, "PIL contrast factor (1: unchanged)", "Contrast", step=0.05, search=True)
+    sharpness: float = param(1.0, FACTOR, "PIL sharpness factor (1: unchanged)", "Sharpness", step=0.05,
+                             search=True)
+    color: float = param(1.0, FACTOR, "PIL colour factor (1: unchanged, 0: grey)", "Colour", step=0.05)
+    grayscale: bool = param(False, Boolean(), "convert to grey (three equal channels)", "Grayscale")
     # Histogram equalisation of the luminance: global (hist) or adaptive (clahe).
-    equalize: str = field(default="none", metadata=_choices("none", "hist", "clahe"))
+    equalize: str = param("none", EQUALIZE, "equalise the luminance histogram: globally or adaptively (CLAHE)",
+                          "Equalisation", search=True)
 
 
 @dataclass
 class Augment:
     # Train-time only; validation and prediction never see these.
-    hflip: bool = True  # faces are left-right symmetric, labels are too
-    rotate: float = field(default=10.0, metadata=_rng(0.0, 45.0))  # max degrees either way
-    translate: float = field(default=0.05, metadata=_rng(0.0, 0.3))  # max shift, fraction of size
-    scale: float = field(default=0.1, metadata=_rng(0.0, 0.5))  # max zoom in/out fraction
-    brightness: float = field(default=0.2, metadata=_rng(0.0, 1.0))  # colour jitter strengths
-    contrast: float = field(default=0.2, metadata=_rng(0.0, 1.0))
-    saturation: float = field(default=0.2, metadata=_rng(0.0, 1.0))
-    erasing: float = field(default=0.0, metadata=_rng(0.0, 1.0))  # probability of one erased box
-    noise: float = field(default=0.0, metadata=_rng(0.0, 0.5))  # Gaussian noise std, pixel range 0..1
+    hflip: bool = param(True, Boolean(), "mirror half of the training images (faces and labels are left-right "
+                        "symmetric)", "Horizontal flip (50%)")
+    rotate: float = param(10.0, Interval(float, 0.0, 45.0), "largest rotation, degrees either way",
+                          "Rotation (± degrees)", step=1.0, search=True)
+    translate: float = param(0.05, Interval(float, 0.0, 0.3), "largest shift, as a fraction of the size",
+                             "Shift (± fraction of size)", step=0.01)
+    scale: float = param(0.1, Interval(float, 0.0, 0.5), "largest zoom in or out, as a fraction",
+                         "Zoom (± fraction)", step=0.01)
+    brightness: float = param(0.2, UNIT, "brightness jitter strength", "Brightness jitter", step=0.05)
+    contrast: float = param(0.2, UNIT, "contrast jitter strength", "Contrast jitter", step=0.05)
+    saturation: float = param(0.2, UNIT, "saturation jitter strength", "Saturation jitter", step=0.05)
+    erasing: float = param(0.0, UNIT, "probability of one erased box", "Random erasing (probability)", step=0.05)
+    noise: float = param(0.0, Interval(float, 0.0, 0.5), "Gaussian noise standard deviation, pixel range 0..1",
+                         "Gaussian noise (std)", step=0.01)
 
 
 @dataclass
@@ -71,19 +79,24 @@ class Sampling:
     # Oversampling of the training split only.
     # random / smote add samples to the training split; weighted keeps it and draws each epoch
     # with class weights instead (no sample is listed twice; rare images recur across epochs).
-    method: str = field(default="none", metadata=_choices("none", "random", "smote", "weighted"))
-    # Each class is raised to at least target x the largest class (1.0 = fully balanced);
-    # for weighted, in expectation per epoch.
-    target: float = field(default=1.0, metadata=_rng(0.05, 1.0))
-    k_neighbors: int = field(default=5, metadata=_rng(1, 50))  # SMOTE neighbours
+    method: str = param("none", SAMPLING, "how the training split is balanced: duplicated rows (random), "
+                        "synthetic rows (smote), or class-weighted draws each epoch (weighted)", "Method")
+    # For weighted, in expectation per epoch.
+    target: float = param(1.0, Interval(float, 0.05, 1.0), "each class is raised to at least this share of the "
+                          "largest class (1: fully balanced)", "Target (each class up to this share of the "
+                          "largest)", step=0.05, search=True)
+    k_neighbors: int = param(5, Interval(int, 1, 50), "SMOTE's neighbours", "k neighbours", step=1)
     # SMOTE finds neighbours on images downsized to this (width, height), never full size.
-    smote_size: tuple[int, int] = field(default=(24, 32), metadata=_rng(4, 128))
+    smote_size: tuple[int, int] = param((24, 32), ListOf(Interval(int, 4, 128), 2), "the (width, height) SMOTE "
+                                        "compares images at", "SMOTE image size")
 
 
 @dataclass
 class Recipe:
     # Model input (width, height): every crop is resized to it so each batch has one shape.
-    input_size: tuple[int, int] = field(default=(96, 128), metadata=_rng(16, 1024))
+    input_size: tuple[int, int] = param((96, 128), ListOf(Interval(int, 16, 1024), 2), "model input (width, "
+                                        "height) every crop is resized to", "Input size", step=8,
+                                        parts=("Input width", "Input height"))
     crop: Crop = field(default_factory=Crop)
     enhance: Enhance = field(default_factory=Enhance)
     augment: Augment = field(default_factory=Augment)
@@ -108,6 +121,8 @@ class Recipe:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RecipeError(f"recipe is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        except RecursionError:
+            raise RecipeError("recipe JSON is nested too deeply to be a recipe") from None
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:
@@ -116,10 +131,20 @@ class Recipe:
     @classmethod
     def load(cls, path: str | Path) -> "Recipe":
         path = Path(path)
-        if not path.is_file():
-            raise RecipeError(f"{path}: recipe file does not exist")
         try:
-            return cls.from_json(path.read_text())
+            if not path.is_file():
+                raise RecipeError(f"{path}: recipe file does not exist" if not path.exists()
+                                  else f"{path}: is a folder, not a recipe file")
+            if path.stat().st_size > MAX_RECIPE_BYTES:
+                raise RecipeError(f"{path}: {path.stat().st_size:,} bytes is not a recipe (a recipe is under "
+                                  "2 KB of JSON); give the recipe.json the app saves")
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise RecipeError(f"{path}: not a recipe: not UTF-8 text (a recipe is JSON, as the app saves it)") from None
+        except OSError as exc:
+            raise RecipeError(f"{path}: cannot be read ({exc.strerror})") from None
+        try:
+            return cls.from_json(text)
         except RecipeError as exc:
             raise RecipeError(f"{path}: {exc}") from None
 
@@ -152,52 +177,36 @@ def _build(cls, data: Any, prefix: str):
     if not isinstance(data, dict):
         raise RecipeError(f"{where} must be an object, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(str(k) for k in set(data) - set(fields))
     if unknown:
-        raise RecipeError(f"unknown key '{prefix}{unknown[0]}'; allowed keys: {', '.join(fields)}")
+        raise RecipeError(f"unknown key '{prefix}{unknown[0][:60]}'; allowed keys: {', '.join(fields)}")
+    rules = params_of(cls)
     kwargs = {}
     for name, value in data.items():
-        f = fields[name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
-        else:
-            kwargs[name] = _check_value(f"{prefix}{name}", value, default, f.metadata)
+        if name in rules:
+            kwargs[name] = rules[name].check(value, f"{prefix}{name}", RecipeError)
+        else:  # a section
+            kwargs[name] = _build(fields[name].default_factory, value, f"{prefix}{name}.")
     return cls(**kwargs)
 
 
-def _check_value(key: str, value: Any, default: Any, meta) -> Any:
-    """Validate one leaf value against the type of its default and its metadata."""
-    if isinstance(default, tuple):
-        if not isinstance(value, (list, tuple)) or len(value) != len(default):
-            raise RecipeError(f"{key} must be a list of {len(default)} numbers, got {value!r}")
-        return tuple(_check_value(key, v, default[0], meta) for v in value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise RecipeError(f"{key} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecipeError(f"{key} must be a number, got {value!r}")
-        if isinstance(default, int) and not float(value).is_integer():
-            raise RecipeError(f"{key} must be a whole number, got {value!r}")
-        value = type(default)(value)
-    if "range" in meta:
-        lo, hi = meta["range"]
-        if not lo <= value <= hi:
-            raise RecipeError(f"{key}={value!r} is out of range; allowed: {lo} to {hi}")
-    if "choices" in meta:
-        if value not in meta["choices"]:
-            raise RecipeError(f"{key}={value!r} is not allowed; allowed: {', '.join(meta['choices'])}")
-    if isinstance(default, str) and not isinstance(value, str):
-        raise RecipeError(f"{key} must be a string, got {value!r}")
-    return value
+def sections() -> dict[str, type]:
+    """Section name -> dataclass of the recipe (crop, enhance, augment, sampling)."""
+    return {f.name: f.default_factory for f in dataclasses.fields(Recipe) if f.default_factory is not dataclasses.MISSING}
+
+
+def recipe_params() -> dict[str, Any]:
+    """Dotted name (``enhance.contrast``, ``input_size``) -> Param of every recipe field."""
+    found = dict(params_of(Recipe))
+    for section, cls in sections().items():
+        found.update({f"{section}.{name}": p for name, p in params_of(cls).items()})
+    return found
 
 
 def validate_crop_box(box: tuple[float, float, float, float]) -> None:
     x, y, w, h = box
     if w <= 0 or h <= 0 or x + w > 1.0 + 1e-6 or y + h > 1.0 + 1e-6:
-        raise RecipeError(f"crop.box={list(box)!r} must lie inside the image: w, h > 0, x + w <= 1 and y + h <= 1")
+        raise RecipeError(f"crop.box {list(box)!r}: must lie inside the image: w, h > 0, x + w <= 1 and y + h <= 1")
 
 
 # The recipe a competition-layout dataset starts from, in the app and in `train` without

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from core.errors import CheckpointError, UserError
 from core.fileio import atomic_path, atomic_write
@@ -39,12 +39,18 @@ MARKER = "masklab"
 STATUS_INTERVAL = 0.5  # seconds between status.json rewrites (state changes always write)
 
 
+def run_name_part(model: str) -> str:
+    """A model name as one safe part of a folder name: ``timm/resnet18`` -> ``timm-resnet18``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", model).strip("-.")[:60] or "model"
+
+
 def new_run_dir(out: str | Path, model: str) -> Path:
-    """A fresh, uniquely named run folder, e.g. ``runs/20261127-031500-resnet18-ab12``."""
+    """A fresh, uniquely named run folder, e.g. ``runs/20261127-031500-resnet18-ab12``
+    (``timm/NAME`` models: ``...-timm-NAME-ab12``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     while True:
-        path = out / f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{secrets.token_hex(2)}"
+        path = out / f"{time.strftime('%Y%m%d-%H%M%S')}-{run_name_part(model)}-{secrets.token_hex(2)}"
         try:
             path.mkdir()
             return path
@@ -111,6 +117,8 @@ class RunWriter:
     def save_checkpoint(self, relpath: str, checkpoint: dict) -> Path:
         path = self.dir / relpath
         if self.enabled:
+            import torch
+
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as tmp:
                 torch.save({MARKER: FORMAT, **checkpoint}, tmp)
@@ -124,6 +132,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
     Anything else (random bytes, a pickle, a bare state_dict) raises CheckpointError.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file does not exist")
@@ -151,26 +161,52 @@ def run_path(run: str | Path) -> Path:
     return path
 
 
-def read_json(path: Path, missing: dict | None = None) -> dict:
-    """A JSON file of a run; ``missing`` (when given) stands in for a file not written yet.
+MAX_JSON_BYTES = 50_000_000  # far beyond any file a run writes
 
-    Every JSON file of a run is replaced atomically, so a damaged one is an error, not a race.
+
+def read_json(path: Path, missing: dict | None = None) -> dict:
+    """A JSON object of a run; ``missing`` (when given) stands in for a file not written yet.
+
+    Every JSON file of a run is replaced atomically, so a damaged or foreign one is an error
+    (UserError naming the file), never a race and never a traceback.
     """
-    if missing is not None and not Path(path).is_file():
+    path = Path(path)
+    if missing is not None and not path.is_file():
         return missing
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read as JSON ({exc.__class__.__name__})") from None
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise UserError(f"{path}: {path.stat().st_size / 1e6:.0f} MB is not a file a run writes")
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON and non-UTF-8 bytes
+        raise UserError(f"{path}: cannot be read as JSON ({exc.__class__.__name__}); the run folder is damaged "
+                        "or not one that masklab wrote") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: holds a JSON {type(data).__name__}, not the object a run writes; the run folder "
+                        "is not one that masklab wrote")
+    return data
 
 
 def read_config(run: str | Path) -> dict:
-    return read_json(run_path(run) / "config.json")
+    """config.json of a run this project wrote; UserError for anything else (a foreign folder
+    that happens to hold a config.json, a damaged one)."""
+    path = run_path(run) / "config.json"
+    config = read_json(path)
+    settings, names = config.get("config"), config.get("class_names", [])
+    if not isinstance(settings, dict) or not isinstance(names, list):
+        raise UserError(f"{path}: not a masklab run's config (it has no 'config' settings); pass a run directory "
+                        "that python -m core train wrote")
+    folds = settings.get("folds", 0)
+    if folds is not None and (isinstance(folds, bool) or not isinstance(folds, int) or not 0 <= folds <= 1000):
+        raise UserError(f"{path}: folds {folds!r} is not a fold count; the run folder is damaged")
+    return config
 
 
 def read_status(run: str | Path) -> dict:
     path = Path(run) / "status.json"
     return read_json(path) if path.is_file() else {}
+
+
+METRIC_KEYS = ("fold", "epoch", "macro_f1")  # every metrics.jsonl record has them, as numbers
 
 
 def read_metrics(run: str | Path) -> list[dict]:
@@ -179,14 +215,23 @@ def read_metrics(run: str | Path) -> list[dict]:
     path = Path(run) / "metrics.jsonl"
     if not path.is_file():
         return []
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot be read ({exc.__class__.__name__}); the file is damaged") from None
     records = []
-    for number, line in enumerate(path.read_text().split("\n")[:-1], 1):  # after the last newline: incomplete
+    for number, line in enumerate(text.split("\n")[:-1], 1):  # after the last newline: incomplete
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
             raise UserError(f"{path} line {number}: not a JSON record; the file is damaged") from None
+        if not isinstance(record, dict) or not all(
+                isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool) for k in METRIC_KEYS):
+            raise UserError(f"{path} line {number}: not a masklab metrics record (needs numeric "
+                            f"{', '.join(METRIC_KEYS)}); the file is damaged or foreign")
+        records.append(record)
     return records
 
 
@@ -198,8 +243,7 @@ def fold_dirs(folds: int) -> list[str]:
 def checkpoint_paths(run: str | Path, name: str = "best.pt") -> list[Path]:
     """The ``name`` checkpoint of every model of a run, in fold order."""
     run = run_path(run)
-    folds = int(read_config(run)["config"].get("folds", 0))
-    return [run / sub / name for sub in fold_dirs(folds)]
+    return [run / sub / name for sub in fold_dirs(fold_count(run))]
 
 
 def list_runs(out: str | Path = "runs") -> list[Path]:
@@ -260,7 +304,7 @@ def read_table(run: str | Path, name: str, index_col: int | None = None) -> pd.D
 
 def fold_count(run: str | Path) -> int:
     """How many models the run trains: its --folds when >= 2, else 1."""
-    folds = int(read_config(run).get("config", {}).get("folds") or 0)
+    folds = read_config(run)["config"].get("folds") or 0
     return folds if folds >= 2 else 1
 
 

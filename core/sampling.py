@@ -19,7 +19,6 @@ recovered from geometry (``_segments_of``), not by hooking imblearn's private me
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
@@ -31,16 +30,9 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.neighbors import NearestNeighbors
 from sklearn.random_projection import GaussianRandomProjection
 
-from core.recipe import Sampling
+from core.rulebook import SAMPLING
 
-
-def _method_choices() -> tuple[str, ...]:
-    """The recipe's ``sampling.method`` choices: typed once, in core/recipe.py's field metadata."""
-    (method,) = [f for f in dataclasses.fields(Sampling) if f.name == "method"]
-    return tuple(method.metadata["choices"])
-
-
-METHODS = _method_choices()
+METHODS = SAMPLING.values  # the recipe's sampling.method choices, from the rule book
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Small pure helpers behind the explorer's pages: class tables, imbalance, sample picks, sizes,
-image properties (brightness, contrast, blur) and the images of a confusion-matrix cell.
+image properties (brightness, contrast, blur) and the images of a confusion-matrix cell. (How
+images are drawn on screen is the app's own business: explorer/imaging.py.)
 
 Nothing here imports streamlit; every function takes plain values (DataFrames, arrays) and
 returns plain values, so the pages stay thin and the numbers are testable on their own.
@@ -13,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+
+from core.images import load_rgb, resize_to_height
 
 # A class holding less than this share of the mean class count is flagged as a minority.
 MINORITY_SHARE = 0.5
@@ -117,42 +120,7 @@ def image_choices(df: pd.DataFrame, per_class: int = 12, seed: int = 0) -> list[
     return [int(i) for i in picks.index]
 
 
-# ----------------------------------------------------------------------------- boxes and images
-
-def box_to_pixels(box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(x, y, w, h) fractions -> (left, top, right, bottom) pixels of an image of ``size`` (w, h)."""
-    x, y, w, h = box
-    W, H = size
-    return int(round(x * W)), int(round(y * H)), int(round((x + w) * W)), int(round((y + h) * H))
-
-
-def draw_box(img: np.ndarray, ltrb: tuple[int, int, int, int], color=(255, 215, 0), thickness: int = 3) -> np.ndarray:
-    """A copy of ``img`` (H, W, 3 uint8) with a rectangle outline (left, top, right, bottom)."""
-    out = np.ascontiguousarray(img).copy()
-    left, top, right, bottom = (int(v) for v in ltrb)
-    cv2.rectangle(out, (left, top), (max(left, right - 1), max(top, bottom - 1)), tuple(int(c) for c in color), thickness)
-    return out
-
-
-def resize_to_height(img: np.ndarray, height: int) -> np.ndarray:
-    """Thumbnail of ``img`` with the given height and its own aspect (area averaging)."""
-    h, w = img.shape[:2]
-    width = max(1, int(round(w * height / h)))
-    interp = cv2.INTER_AREA if height < h else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(img), (width, height), interpolation=interp)
-
-
-def display_scale(shape: tuple[int, ...], target_height: int) -> int:
-    """Whole-number factor that brings an image near ``target_height`` without shrinking it."""
-    return max(1, int(round(target_height / shape[0])))
-
-
-def upscale_nearest(img: np.ndarray, factor: int) -> np.ndarray:
-    """Every pixel repeated ``factor`` x ``factor`` times: bigger on screen, values untouched."""
-    if factor <= 1:
-        return img
-    return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
-
+# ----------------------------------------------------------------------------- images
 
 def interpolate(xa: np.ndarray, xb: np.ndarray, gap: float) -> np.ndarray:
     """One SMOTE sample between two uint8 images: xa + gap * (xb - xa), rounded back to uint8."""
@@ -203,8 +171,6 @@ def image_properties(path: str | Path) -> dict[str, float]:
     """
     gray = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_2)
     if gray is None:  # a format OpenCV cannot read: PIL's decoder
-        from core.preprocess import load_rgb
-
         gray = cv2.cvtColor(np.asarray(load_rgb(path)), cv2.COLOR_RGB2GRAY)
     gray = resize_to_height(gray, PROPERTY_HEIGHT)
     return {"brightness": float(gray.mean()), "contrast": float(gray.std()),
@@ -223,19 +189,6 @@ def property_table(df: pd.DataFrame, per_class: int = 30, seed: int = 0) -> pd.D
 
 
 # ----------------------------------------------------------------------------- confusion cells
-
-def confusion_cell(cells: list, columns: list[str]) -> tuple[int, int] | None:
-    """(true class, predicted class) of a single-cell selection on the confusion table, whose row
-    i is true class i and whose columns are ``columns`` (column j = predicted class j); None when
-    nothing, or a cell outside the class columns, is selected. ``cells`` is what st.dataframe's
-    selection holds: [(row position, column name)]."""
-    if not cells:
-        return None
-    row, column = cells[0]
-    if column not in columns:
-        return None
-    return int(row), columns.index(column)
-
 
 def cell_rows(predictions: pd.DataFrame, true: int, pred: int) -> pd.DataFrame:
     """The validation predictions (val_predictions.csv rows) of one confusion-matrix cell: true

@@ -19,6 +19,7 @@ import torch
 
 from core.errors import UserError
 
+
 def hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 

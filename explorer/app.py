@@ -42,7 +42,7 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
-with st.sidebar:
+with st.sidebar, guard():  # a typed folder or corrections path never shows a traceback box
     sidebar.dataset_controls()
     recipe_slot = st.container()
     cache_slot = st.container()

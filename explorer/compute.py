@@ -13,9 +13,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core.preprocess import load_rgb
+from core.images import load_rgb, resize_to_height
 from core.recipe import Recipe
-from core.stats import resize_to_height
 from explorer.data import loaded, scan_cached
 
 VAL_RATIO, SPLIT_SEED = 0.2, 0  # the oversampling page's person split (training uses the same defaults)

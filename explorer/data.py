@@ -14,9 +14,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import rulebook as rb
 from core.dataset import REPORTED_CORRECTIONS, Dataset, Problem, detect_layout, scan
 from core.errors import DatasetError, UserError
-from core.paths import user_file, user_path
+from core.paths import user_path
 
 REPO = Path(__file__).resolve().parents[1]
 LOADED = "_loaded"
@@ -87,7 +88,10 @@ def load_dataset(root: str, corrections: str | None = None) -> Loaded:
     root = (root or "").strip()
     if not root:
         return Loaded(root, error="Type a dataset folder in the sidebar.")
-    path = user_path(root)
+    try:
+        path = user_path(root)
+    except UserError as exc:
+        return Loaded(root, error=f"Dataset folder {root!r}: {exc}")
     if not path.exists():
         return Loaded(root, path, missing=True, error=f"Dataset folder `{path}` does not exist.")
     notes = []
@@ -119,7 +123,7 @@ def corrections_choice(use_reported: bool, custom_path: str) -> tuple[str | None
     """
     if (custom_path or "").strip():
         try:
-            return str(user_file(custom_path, ".csv", "corrections CSV")), None
+            return str(rb.CORRECTIONS_FILE.check(custom_path, "Corrections CSV")), None
         except UserError as exc:
             return None, f"Label corrections not applied: {exc}"
     return (str(REPORTED_CORRECTIONS) if use_reported else None), None

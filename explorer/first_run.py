@@ -12,9 +12,9 @@ import streamlit as st
 
 from core.demo import make_demo
 from core.errors import UserError
+from core.rulebook import DEMO_PEOPLE
 from explorer.data import switch_root_on_next_run
-
-DEMO_PEOPLE = 270  # the README's demo: a tenth of the real train set, under a minute to draw
+from explorer.widgets import param_widget
 
 
 def demo_target(path: Path) -> tuple[Path, Path]:
@@ -33,8 +33,7 @@ def offer_demo(path: Path) -> None:
                 f"answers), written to `{out}`; the sidebar then opens `{data}`. Or type another folder in "
                 "the sidebar.")
     people, button = st.columns([1, 3], vertical_alignment="bottom")
-    n = people.number_input("People (7 photos each)", 1, 2700, DEMO_PEOPLE, key="demo_people",
-                            help="270 is a tenth of the real train set; 2700 the full scale.")
+    n = param_widget(DEMO_PEOPLE, "demo_people", DEMO_PEOPLE.default, where=people)
     if not button.button("Create the demo dataset here", key="demo_create", type="primary",
                          icon=":material/add_photo_alternate:"):
         return

@@ -14,8 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from core import label_issues as li
+from core import rulebook as rb
 from core.errors import UserError
-from core.paths import user_file
 from core.runs import list_runs, read_config, read_status
 from explorer.compute import thumbnail
 
@@ -52,7 +52,7 @@ def default_corrections(data: Path, sidebar: str | None) -> str:
 
 
 def corrections_file(text: str) -> Path:
-    return user_file(text, ".csv", "corrections CSV", must_exist=False)
+    return rb.CORRECTIONS_SAVE.check(text, "Corrections CSV")
 
 
 def planted_caption(data: Path, persons: pd.DataFrame, run: Path) -> str | None:

@@ -20,11 +20,11 @@ import streamlit as st
 from core import launch
 from core.errors import UserError
 from core.recipe import Recipe
-from core.training import TrainConfig
+from core.training.config import PARAMS, TrainConfig, train_argv
 
 RESULT = "t.lr_sweep"  # session state: the last sweep (or its error)
 LR_KEY = "t.lr"  # the Train page's learning-rate widget
-LR_RANGE = (1e-6, 1.0)  # that widget's bounds
+LR_RANGE = PARAMS["lr"].rule.bounds(PARAMS["lr"].step)  # that widget's bounds, from the field's rule
 
 
 def sweep_figure(table, suggestion: float) -> go.Figure:
@@ -60,7 +60,7 @@ def run_sweep(cfg: TrainConfig, recipe: Recipe, runs: Path) -> None:
 
 
 def command(cfg: TrainConfig) -> str:
-    argv = launch.train_argv(dataclasses.replace(cfg, recipe="recipe.json"))
+    argv = train_argv(dataclasses.replace(cfg, recipe="recipe.json"), short=True)
     argv[argv.index("train")] = "lr-find"
     return launch.command_line(argv)
 

@@ -18,7 +18,7 @@ import streamlit as st
 
 from core import explain, stats
 from core.runs import fold_count
-from explorer import charts
+from explorer import charts, imaging
 from explorer.compute import thumbnail
 
 CELL_SHOWN = 24  # images of one confusion cell shown
@@ -59,7 +59,7 @@ def confusion_table(conf: pd.DataFrame) -> pd.DataFrame:
 
 def _pick_cell(key: str, columns: list[str]) -> None:
     """on_select of the confusion table: the clicked cell sets the true/predicted selectboxes."""
-    cell = stats.confusion_cell(st.session_state[f"{key}.cell"]["selection"]["cells"], columns)
+    cell = imaging.confusion_cell(st.session_state[f"{key}.cell"]["selection"]["cells"], columns)
     if cell is not None:
         st.session_state[f"{key}.cell_true"], st.session_state[f"{key}.cell_pred"] = cell
 
@@ -116,7 +116,7 @@ def gradcam_views(run: str, stamp: float, paths: tuple[str, ...], folds: tuple[i
         seen = images[rows[picked].astype(int)]
         maps = explain.gradcam(model, seen, [classes[i] for i in picked])
         for i, view, cam in zip(picked, seen, maps):
-            shown = stats.resize_to_height(explain.overlay(view, cam), THUMB)
+            shown = imaging.resize_to_height(explain.overlay(view, cam), THUMB)
             views[i] = np.hstack([thumbnail(paths[i], THUMB), shown])
     return [v if v is not None else thumbnail(p, THUMB) for v, p in zip(views, paths)]
 

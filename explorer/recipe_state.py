@@ -6,7 +6,7 @@
   the recipe (:func:`init_widget`); loading or resetting a recipe drops those keys, so every
   widget re-reads the recipe (:func:`set_recipe`).
 * The sidebar saves, loads and uploads it (the ``on_recipe_*`` callbacks); paths follow
-  :func:`core.paths.user_file`'s rule, and a refused file is named, never quoted.
+  :data:`core.rulebook.RECIPE_FILE`'s rule, and a refused file is named, never quoted.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ import json
 
 import streamlit as st
 
+from core import rulebook as rb
 from core.errors import RecipeError, UserError
-from core.paths import user_file
-from core.recipe import Recipe, starter_recipe
+from core.recipe import MAX_RECIPE_BYTES, Recipe, starter_recipe
 from explorer.data import LOADED
 
 RECIPE = "recipe"
 BOX = "_recipe_box"
 WIDGET_PREFIX = "r."  # session-state keys of widgets bound to recipe fields
 RECIPE_MESSAGE = "_recipe_message"
-MAX_RECIPE_BYTES = 1_000_000  # a recipe is well under 1 KB; anything this big is another kind of file
 
 
 class RecipeBox:
@@ -178,7 +177,7 @@ def _refused(what: str, action) -> tuple[bool, object]:
 
 
 def _read_recipe_file() -> tuple[bytes, str] | None:
-    path = user_file(st.session_state.get("recipe_path") or "", ".json", "recipe")
+    path = rb.RECIPE_FILE.check(st.session_state.get("recipe_path") or "", "Recipe file")
     return None if _too_big(path.stat().st_size, str(path)) else (path.read_bytes(), str(path))
 
 
@@ -190,6 +189,6 @@ def on_recipe_load_path() -> None:
 
 def on_recipe_save_path() -> None:
     ok, saved = _refused("saved", lambda: get_recipe().save(
-        user_file(st.session_state.get("recipe_path") or "", ".json", "recipe", must_exist=False)))
+        rb.RECIPE_SAVE.check(st.session_state.get("recipe_path") or "", "Recipe file")))
     if ok:
         _message("success", f"Saved the recipe to {saved}.")

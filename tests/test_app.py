@@ -298,8 +298,8 @@ def test_recipe_survives_save_and_load(train, tmp_path):
 
 @pytest.mark.parametrize("content, needle", [
     ({"enhance": {"contrats": 1.2}}, "unknown key 'enhance.contrats'"),
-    ({"enhance": {"contrast": 9}}, "enhance.contrast=9.0 is out of range"),
-    ({"crop": {"mode": "zoom"}}, "crop.mode='zoom' is not allowed; allowed: none, fixed, face"),
+    ({"enhance": {"contrast": 9}}, "enhance.contrast 9.0: must be a number from 0 to 3"),
+    ({"crop": {"mode": "zoom"}}, "crop.mode 'zoom': must be one of: none, fixed, face"),
 ])
 def test_bad_recipe_file_shows_the_key_and_keeps_the_recipe(train, tmp_path, content, needle):
     path = tmp_path / "bad.json"

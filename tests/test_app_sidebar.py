@@ -75,10 +75,11 @@ def load_path(at: AppTest, typed: str) -> AppTest:
 
 
 @pytest.mark.parametrize("typed, needle", [
-    ("secret.txt", "a recipe file must end in .json; type the path of a .json file"),
+    ("secret.txt", "must end in .json; give the path of such a recipe"),
     ("secret.json", "recipe is not valid JSON"),
-    ("folder.json", "is a folder, not a recipe file"),
-    ("nope.json", "no such recipe file (relative paths start at $MASKLAB_HOME"),
+    ("folder.json", "is a folder; give the path of a recipe file"),
+    ("nope.json", "does not exist; give the path of an existing file ending in .json; relative paths start at "
+                  "$MASKLAB_HOME"),
     ("huge.json", "too big for a recipe"),
 ])
 def test_recipe_load_refusals_name_the_path_never_the_contents(train, tmp_path, typed, needle):
@@ -125,7 +126,7 @@ def test_corrections_path_is_absolute_before_training_and_refusals_are_errors(tm
     assert f"--corrections {tmp_path.resolve() / 'fix.csv'}" in at.main.code[-1].value  # what the subprocess gets
 
     (tmp_path / "bad.csv").write_text("password,hunter2\n")
-    for typed, needle in (("fix.txt", "must end in .csv"), (".", "is a folder"), ("gone.csv", "no such"),
+    for typed, needle in (("fix.txt", "must end in .csv"), (".", "is a folder"), ("gone.csv", "does not exist"),
                           ("bad.csv", "missing column(s) person, field, value")):
         at.text_input(key="corrections_path").set_value(typed).run()
         assert_clean(at)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from core.cli import build_parser
+from core.recipe import Recipe
 from helpers_train import make_train
 from tests.apptest import open_app
 
@@ -17,6 +18,13 @@ from tests.apptest import open_app
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return make_train(tmp_path_factory.mktemp("command") / "train", people=6)
+
+
+@pytest.fixture(autouse=True)
+def _recipe_file(tmp_path, monkeypatch):
+    """The page shows its command with the recipe saved as recipe.json: parsing it back needs one there."""
+    monkeypatch.setenv("MASKLAB_HOME", str(tmp_path))
+    Recipe().save(tmp_path / "recipe.json")
 
 
 def _command(at) -> str:
@@ -55,5 +63,5 @@ def test_tricks_are_off_until_set_and_then_carried_by_the_command(data, monkeypa
     assert not at.exception
     command = _command(at)
     argv = command.split()[command.split().index("train"):]
-    args = build_parser("train").parse_args(argv)
+    args = build_parser().parse_args(argv)
     assert (args.old_age, args.mix, args.mix_prob, args.tensorboard) == (58, "cutmix-vertical", 0.3, True)

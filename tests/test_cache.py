@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from core import cache as cache_mod
+from core import cores
 from core import faces as faces_mod
 from core.cache import build_cache, cache_key, cache_usage, clear_cache
 from core.dataset import scan
@@ -214,16 +215,17 @@ def test_clear_cache_frees_everything_but_what_is_being_built(df, own_cache):
 # ----------------------------------------------------------------------------- workers
 
 def test_large_jobs_use_every_usable_core_unless_told(monkeypatch):
-    monkeypatch.setattr(faces_mod, "usable_cores", lambda: 16)
-    assert faces_mod.pool_size(10_000, None, 256, 64) == 16
-    assert faces_mod.pool_size(300, None, 256, 64) == 5  # never more processes than tasks
-    assert faces_mod.pool_size(100, None, 256, 64) == 1  # small: no pool at all
-    assert faces_mod.pool_size(10_000, 3, 256, 64) == 3  # an explicit count wins
+    monkeypatch.setattr(cores, "usable_cores", lambda: 16)
+    assert cores.pool_size(10_000, None, 256, 64) == 16
+    assert cores.pool_size(10_000, 0, 256, 64) == 16  # 0, as --workers 0: every usable core
+    assert cores.pool_size(300, None, 256, 64) == 5  # never more processes than tasks
+    assert cores.pool_size(100, None, 256, 64) == 1  # small: no pool at all
+    assert cores.pool_size(10_000, 3, 256, 64) == 3  # an explicit count wins
 
 
 def test_usable_cores_follows_the_affinity_mask(monkeypatch):
-    monkeypatch.setattr(faces_mod.os, "sched_getaffinity", lambda _pid: {0, 3, 5}, raising=False)
-    assert faces_mod.usable_cores() == 3
-    monkeypatch.delattr(faces_mod.os, "sched_getaffinity", raising=False)
-    monkeypatch.setattr(faces_mod.os, "cpu_count", lambda: 7)
-    assert faces_mod.usable_cores() == 7
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda _pid: {0, 3, 5}, raising=False)
+    assert cores.usable_cores() == 3
+    monkeypatch.delattr(cores.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(cores.os, "cpu_count", lambda: 7)
+    assert cores.usable_cores() == 7

@@ -101,7 +101,8 @@ def test_bad_choices_name_value_and_options(capsys, paths, flag, value, allowed)
 
 
 def test_bad_numbers(capsys, paths):
-    assert "--epochs must be >= 1, got 0" in _one_line_error(capsys, "train", "--data", paths["train"], "--epochs", 0)
+    assert "--epochs: 0: must be a whole number from 1 to 1000" in _one_line_error(
+        capsys, "train", "--data", paths["train"], "--epochs", 0)
     assert "abc" in _one_line_error(capsys, "train", "--data", paths["train"], "--epochs", "abc")
     assert "1.5" in _one_line_error(capsys, "train", "--data", paths["train"], "--val-ratio", 1.5)
 
@@ -113,7 +114,7 @@ def test_resume_needs_a_last_checkpoint(capsys, run, tmp_path):
     err = _one_line_error(capsys, "train", "--resume", copy)
     assert str(copy) in err and "no last.pt" in err
     err = _one_line_error(capsys, "train", "--resume", tmp_path / "missing")
-    assert "run directory does not exist" in err
+    assert f"--resume: '{tmp_path / 'missing'}': does not exist" in err
     err = _one_line_error(capsys, "train", "--resume", run, "--model", "resnet18")
     assert "--model" in err
     assert "--data is required" in _one_line_error(capsys, "train")

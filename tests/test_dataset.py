@@ -105,7 +105,7 @@ def test_folder_name_that_does_not_parse(tmp_path):
     make_person(images, "000011_robot_Asian_40")
     make_person(images, "just-a-folder")
     text = problems_text(scan(tmp_path))
-    assert "000010_female_Asian_old: age 'old' in folder name is not a number" in text
+    assert "000010_female_Asian_old: age in the folder name 'old': must be a whole number from 0 to 120" in text
     assert "000011_robot_Asian_40: unknown gender 'robot'" in text
     assert "just-a-folder: folder name does not parse as <id>_<gender>_<race>_<age>" in text
 
@@ -213,7 +213,7 @@ def test_corrections_are_applied_and_recorded(tmp_path):
 def test_bad_corrections_file_names_row_and_rule(tmp_path):
     bad = tmp_path / "fix.csv"
     bad.write_text("person,field,value\n000001,gender,robot\n")
-    with pytest.raises(DatasetError, match=r"fix.csv row 2: gender value 'robot' not allowed"):
+    with pytest.raises(DatasetError, match=r"fix.csv row 2: gender value 'robot': must be one of: male, female"):
         load_corrections(bad)
     bad.write_text("person,what\n000001,x\n")
     with pytest.raises(DatasetError, match="missing column"):

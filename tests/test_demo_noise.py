@@ -116,7 +116,7 @@ def test_cli_prints_the_planted_errors_and_rejects_bad_values(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "planted label errors: 3 of 12 train persons (1 swap, 1 gender, 1 age)" in printed
     assert str(out / demo.TRUTH_FILE) in printed and str(out / demo.CORRECTIONS_FILE) in printed
-    for flag, value, word in (("--label-noise", "0.7", "label_noise"), ("--workers", "0", "workers")):
+    for flag, value, word in (("--label-noise", "0.7", "--label-noise"), ("--workers", "-1", "--workers")):
         assert main(["demo", "--out", str(tmp_path / "x"), "--people", "3", flag, value]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and word in err[0] and value in err[0]

@@ -147,7 +147,7 @@ def test_accepting_writes_a_correction_the_next_scan_applies(noisy, tmp_path):
     assert "swap" not in set(pd.read_csv(csv, dtype=str)["field"])
     li.withdraw(csv, "000004", "gender")
     assert pd.read_csv(csv, dtype=str)["person"].tolist() == ["000008"]
-    with pytest.raises(UserError, match="gender value 'maybe' not allowed"):
+    with pytest.raises(UserError, match="gender value 'maybe': must be one of: male, female"):
         li.accept(csv, "000001", "gender", "maybe")
     assert pd.read_csv(csv, dtype=str)["person"].tolist() == ["000008"]  # the refused line never landed
 
@@ -197,4 +197,4 @@ def test_finder_needs_out_of_fold_predictions(finder, noisy, tmp_path, capsys):
     assert main(["label-issues", "--data", str(noisy["base"]), "--run", str(finder["run"])]) == 2
     assert "was trained on" in capsys.readouterr().err
     assert main(["label-issues", "--data", str(noisy["train"]), "--folds", "1"]) == 2
-    assert "--folds must be >= 2" in capsys.readouterr().err
+    assert "--folds: 1: must be a whole number from 2 to 20" in capsys.readouterr().err

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from core import launch
+from core import launch, procs
 from core.cli import build_parser
 from core.recipe import Recipe
 from core.runs import read_status
-from core.training import TrainConfig
+from core.training.config import TrainConfig, train_argv
 from helpers_train import make_train
 
 RECIPE = Recipe().replace(input_size=(32, 48))
@@ -34,7 +34,7 @@ def started():
     launches: list[launch.Launch] = []
     yield launches
     for record in launches:
-        if launch.pid_alive(record.pid, record.started):
+        if procs.pid_alive(record.pid, record.started):
             os.killpg(record.pid, signal.SIGKILL)
 
 
@@ -52,12 +52,14 @@ def wait(record: launch.Launch, until, timeout: float = WAIT_S) -> launch.RunSta
 
 
 def test_argv_is_exactly_the_command_shown(tmp_path):
-    cfg = TrainConfig(data="/data/my train", recipe=str(tmp_path / "recipe.json"), model="smallcnn", epochs=3,
-                      lr=0.0005, loss="focal", seed=7, corrections="reported", out=str(tmp_path / "runs"))
-    argv = launch.train_argv(cfg)
+    (tmp_path / "my train").mkdir()
+    RECIPE.save(tmp_path / "recipe.json")
+    cfg = TrainConfig(data=str(tmp_path / "my train"), recipe=str(tmp_path / "recipe.json"), model="smallcnn",
+                      epochs=3, lr=0.0005, loss="focal", seed=7, corrections="reported", out=str(tmp_path / "runs"))
+    argv = train_argv(cfg, python=sys.executable, short=True)  # what launch.start runs
     assert argv[:4] == [sys.executable, "-m", "core", "train"]
     shown = launch.command_line(argv)
-    assert shown.startswith("python -m core train --data '/data/my train' ")
+    assert shown.startswith(f"python -m core train --data '{tmp_path / 'my train'}' ")
     assert shlex.split(shown) == ["python", *argv[1:]]
     args = build_parser().parse_args(argv[3:])  # what the CLI makes of it
     for name in ("data", "recipe", "model", "epochs", "batch_size", "lr", "optimizer", "scheduler", "loss",
@@ -83,7 +85,7 @@ def test_a_background_run_completes_and_records_its_run_dir(data, tmp_path, star
     assert launch.current(out).run_dir == str(now.run_dir)  # ACTIVE.json learnt the run dir
     assert f"run: {now.run_dir}" in Path(record.log).read_text()  # the CLI's own output is in the log
     deadline = time.monotonic() + 30  # the process exits just after its final status
-    while Path(f"/proc/{record.pid}").exists() or launch.pid_alive(record.pid):  # reaped: not even a zombie
+    while Path(f"/proc/{record.pid}").exists() or procs.pid_alive(record.pid):  # reaped: not even a zombie
         assert time.monotonic() < deadline, "the finished training process was not reaped"
         time.sleep(0.2)
     assert launch.busy(out) is None
@@ -134,8 +136,8 @@ def test_a_run_started_from_the_command_line_also_blocks_a_launch(tmp_path, data
 
 
 def test_pid_alive():
-    assert launch.pid_alive(os.getpid())
-    assert not launch.pid_alive(None)
-    assert not launch.pid_alive(2**22 + 1)  # above Linux's pid_max default: never a live process
+    assert procs.pid_alive(os.getpid())
+    assert not procs.pid_alive(None)
+    assert not procs.pid_alive(2**22 + 1)  # above Linux's pid_max default: never a live process
     if Path("/proc/self/stat").exists():  # a pid reused by a process that started after the run
-        assert not launch.pid_alive(os.getpid(), started_by=time.time() - 3600)
+        assert not procs.pid_alive(os.getpid(), started_by=time.time() - 3600)

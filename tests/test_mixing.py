@@ -10,6 +10,7 @@ import torch.nn as nn
 from core.mixing import MixedLoss, MixedTarget, cut_box, half_box, mix_batch, soft_targets
 from core.recipe import Augment, Recipe
 from core.sampling import oversample
+from core.errors import UserError
 from core.training import BatchSource, TrainConfig, epoch_batches, train
 from core.training.config import validate_config
 from helpers_train import make_train, tiny_recipe
@@ -79,9 +80,9 @@ def test_mix_none_or_probability_zero_leaves_the_batch_and_the_generator_alone()
 
 
 def test_mix_flags_are_validated():
-    with pytest.raises(Exception, match="--mix 'blend' is not allowed"):
+    with pytest.raises(UserError, match="--mix 'blend': must be one of: none, mixup, cutmix, cutmix-vertical"):
         validate_config(TrainConfig(data="d", mix="blend"))
-    with pytest.raises(Exception, match="--mix-prob must be <= 1.0, got 1.5"):
+    with pytest.raises(UserError, match=r"--mix-prob 1.5: must be a number from 0 to 1"):
         validate_config(TrainConfig(data="d", mix_prob=1.5))
 
 

@@ -1,4 +1,4 @@
-"""core.paths: the one rule for paths a user types, and its refusals."""
+"""core.paths and the rule book's path rules: the one rule for paths a user types, and its refusals."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import UserError
-from core.paths import eval_dir_beside, user_base, user_file, user_path
+from core.paths import eval_dir_beside, user_base, user_path
+from core.rulebook import RECIPE_FILE, RECIPE_SAVE
 
 
 @pytest.fixture(autouse=True)
@@ -26,26 +27,39 @@ def test_relative_paths_start_at_masklab_home_and_tilde_is_the_home(tmp_path, mo
 
 def test_a_file_of_the_expected_kind_is_returned_absolute(tmp_path):
     (tmp_path / "fix.csv").write_text("person,field,value\n")
-    assert user_file("fix.csv", ".csv", "corrections CSV") == tmp_path.resolve() / "fix.csv"
-    assert user_file("new.json", ".json", "recipe", must_exist=False) == tmp_path.resolve() / "new.json"
+    from core.rulebook import CORRECTIONS_FILE
+
+    assert CORRECTIONS_FILE.check("fix.csv", "path") == tmp_path.resolve() / "fix.csv"
+    assert RECIPE_SAVE.check("new.json", "path") == tmp_path.resolve() / "new.json"
 
 
 @pytest.mark.parametrize("typed, must_exist, needle", [
-    ("", True, "no recipe path given: type the path of a .json file (relative paths start at $MASKLAB_HOME"),
-    (".", True, "is a folder, not a recipe file: type the path of a .json file"),
-    ("secret.txt", True, "a recipe file must end in .json; type the path of a .json file"),
-    ("nope.json", True, "nope.json: no such recipe file (relative paths start at $MASKLAB_HOME"),
-    ("no/such/dir/r.json", False, "the folder"),
+    ("", True, "Recipe file '': must be the path of an existing file ending in .json"),
+    (".", True, "is a folder; give the path of a recipe file"),
+    ("secret.txt", True, "must end in .json; give the path of such a recipe"),
+    ("nope.json", True, "nope.json': does not exist; give the path of an existing file ending in .json; relative "
+                        "paths start at $MASKLAB_HOME"),
+    ("no/such/dir/r.json", False, "its folder"),
 ])
 def test_refusals_name_the_path_the_rule_and_the_way_out(tmp_path, typed, must_exist, needle):
     (tmp_path / "secret.txt").write_text("password=hunter2")
     with pytest.raises(UserError) as info:
-        user_file(typed, ".json", "recipe", must_exist=must_exist)
+        (RECIPE_FILE if must_exist else RECIPE_SAVE).check(typed, "Recipe file")
     message = str(info.value)
     assert needle in message
     assert "hunter2" not in message
     if typed:
         assert str(user_path(typed)) in message
+
+
+@pytest.mark.parametrize("typed, needle", [
+    ("~no_such_user_xyz/data", "~no_such_user_xyz names no user on this machine"),
+    ("a" * 300, "is longer than this filesystem's"),
+    ("bad\x00name", "cannot hold a NUL character"),
+])
+def test_odd_paths_are_refused_with_the_reason(typed, needle):
+    with pytest.raises(UserError, match=needle):
+        user_path(typed)
 
 
 def test_eval_folder_beside_a_dataset(tmp_path):

@@ -75,9 +75,9 @@ def test_evaluate_names_the_first_mismatch(tmp_path):
         evaluate(short, gt)
     words = tmp_path / "words.csv"
     words.write_text("ImageID,ans\na.jpg,one\nb.jpg,2\nc.jpg,3\n")
-    with pytest.raises(UserError, match=r"words.csv: row 2 has ans 'one'"):
+    with pytest.raises(UserError, match=r"words.csv row 2: ans 'one': must be a whole number from 0 to 17"):
         evaluate(words, gt)
-    with pytest.raises(UserError, match="missing.csv: file does not exist"):
+    with pytest.raises(UserError, match="missing.csv: answers file does not exist"):
         evaluate(tmp_path / "missing.csv", gt)
 
 

@@ -26,13 +26,15 @@ def test_partial_recipe_fills_defaults():
 
 @pytest.mark.parametrize("data, message", [
     ({"enhanse": {}}, "unknown key 'enhanse'; allowed keys: input_size, crop, enhance, augment, sampling"),
-    ({"enhance": {"contrast": 5}}, "enhance.contrast=5.0 is out of range; allowed: 0.0 to 3.0"),
+    ({"enhance": {"contrast": 5}}, "enhance.contrast 5.0: must be a number from 0 to 3"),
     ({"enhance": {"gamma": 1}}, "unknown key 'enhance.gamma'"),
-    ({"crop": {"mode": "circle"}}, "crop.mode='circle' is not allowed; allowed: none, fixed, face"),
-    ({"sampling": {"k_neighbors": 2.5}}, "sampling.k_neighbors must be a whole number, got 2.5"),
-    ({"input_size": [96]}, "input_size must be a list of 2 numbers"),
-    ({"augment": {"hflip": "yes"}}, "augment.hflip must be true or false, got 'yes'"),
-    ({"crop": {"box": [0.5, 0.5, 0.8, 0.2]}}, "crop.box=[0.5, 0.5, 0.8, 0.2] must lie inside the image"),
+    ({"crop": {"mode": "circle"}}, "crop.mode 'circle': must be one of: none, fixed, face"),
+    ({"sampling": {"k_neighbors": 2.5}}, "sampling.k_neighbors 2.5: must be a whole number from 1 to 50"),
+    ({"input_size": [96]}, "input_size [96]: must be a list of 2 values, each a whole number from 16 to 1024"),
+    ({"input_size": ["96", 96]}, "input_size '96': must be a whole number from 16 to 1024"),
+    ({"augment": {"hflip": "yes"}}, "augment.hflip 'yes': must be true or false"),
+    ({"enhance": {"contrast": float("nan")}}, "enhance.contrast nan: must be a number from 0 to 3"),
+    ({"crop": {"box": [0.5, 0.5, 0.8, 0.2]}}, "crop.box [0.5, 0.5, 0.8, 0.2]: must lie inside the image"),
     ([1, 2], "recipe must be an object"),
 ])
 def test_bad_values_name_key_value_and_rule(data, message):

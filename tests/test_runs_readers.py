@@ -92,3 +92,47 @@ def test_reports_and_submission_paths(tmp_path):
     one, other = submission_path(run, tmp_path / "x" / "eval"), submission_path(run, tmp_path / "y" / "eval")
     assert one.parent == run and one.name.startswith("submission-eval-") and one.suffix == ".csv"
     assert one != other and one == submission_path(run, tmp_path / "x" / "eval")
+
+
+# ----------------------------------------------------------------------------- foreign and partial run folders
+
+FOREIGN = {
+    "a JSON list": b"[1, 2, 3]",
+    "another tool's config": b'{"model": {"name": "bert"}, "lr": 0.1}',
+    "binary bytes": b"\x00\xff\xfe garbage",
+    "latin-1 text": "{\"config\": {\"model\": \"caf\xe9\"}}".encode("latin-1"),
+    "folds that are not a count": b'{"config": {"folds": "three"}}',
+    "nested past the recursion limit": b"[" * 100_000,
+}
+
+
+@pytest.mark.parametrize("kind", FOREIGN)
+def test_every_reader_refuses_a_foreign_run_folder_the_same_way(tmp_path, kind, capsys):
+    from core import launch
+    from core.cli import main
+    from core.runs import checkpoint_paths, read_config
+
+    run = tmp_path / "not-ours"
+    run.mkdir()
+    (run / "config.json").write_bytes(FOREIGN[kind])
+    for read in (read_config, fold_count, run_overview, checkpoint_paths):
+        with pytest.raises(UserError, match="config.json"):
+            read(run)
+    for argv in (["predict", "--run", str(run), "--data", str(tmp_path)], ["train", "--resume", str(run)],
+                 ["label-issues", "--data", str(tmp_path), "--run", str(run)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "config.json" in err[0] and "Traceback" not in err[0], (argv, err)
+    assert launch.run_state(run).state == "failed"  # no live trainer: never shown as running
+
+
+def test_a_foreign_metrics_or_status_file_is_named(tmp_path):
+    run = make_run(tmp_path, [record(0, 1, 0.4)])
+    (run / "metrics.jsonl").write_text('{"loss": 1}\n')
+    with pytest.raises(UserError, match=r"metrics.jsonl line 1: not a masklab metrics record"):
+        run_scores(run)
+    (run / "status.json").write_bytes(b"\xff\xfe")
+    from core import launch
+
+    state = launch.run_state(run)
+    assert state.state == "failed" and "status.json" in state.message

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from core import labels, stats
+from explorer import imaging
 
 
 def _df(label_counts: dict[int, int], size=(384, 512)) -> pd.DataFrame:
@@ -89,20 +90,20 @@ def test_corrected_rows_lists_only_changed_rows():
 
 def test_upscale_nearest_keeps_every_pixel_value():
     img = np.random.default_rng(0).integers(0, 256, (8, 6, 3), dtype=np.uint8)
-    big = stats.upscale_nearest(img, 3)
+    big = imaging.upscale_nearest(img, 3)
     assert big.shape == (24, 18, 3)
     assert np.array_equal(big[::3, ::3], img) and np.array_equal(big[2::3, 2::3], img)
-    assert stats.upscale_nearest(img, 1) is img
-    assert stats.display_scale((128, 96, 3), 384) == 3
-    assert stats.display_scale((512, 384, 3), 384) == 1
+    assert imaging.upscale_nearest(img, 1) is img
+    assert imaging.display_scale((128, 96, 3), 384) == 3
+    assert imaging.display_scale((512, 384, 3), 384) == 1
 
 
 def test_box_helpers():
-    assert stats.box_to_pixels((0.25, 0.1, 0.5, 0.5), (400, 200)) == (100, 20, 300, 120)
+    assert imaging.box_to_pixels((0.25, 0.1, 0.5, 0.5), (400, 200)) == (100, 20, 300, 120)
     img = np.zeros((50, 40, 3), np.uint8)
-    out = stats.draw_box(img, (5, 5, 20, 30), (255, 0, 0), 1)
+    out = imaging.draw_box(img, (5, 5, 20, 30), (255, 0, 0), 1)
     assert img.sum() == 0 and out[5, 10, 0] == 255 and out[15, 12].sum() == 0
-    assert stats.resize_to_height(img, 25).shape == (25, 20, 3)
+    assert imaging.resize_to_height(img, 25).shape == (25, 20, 3)
 
 
 def test_interpolate_is_the_smote_formula():
@@ -153,9 +154,9 @@ def test_a_confusion_cell_maps_to_its_validation_images():
     predictions = pd.DataFrame({"path": [f"/v/{i}.jpg" for i in range(6)], "true": [0, 0, 1, 1, 1, 2],
                                 "pred": [0, 1, 1, 0, 0, 2], "prob_true": [0.9, 0.2, 0.8, 0.3, 0.1, 0.7]})
     columns = ["0", "1", "2"]
-    assert stats.confusion_cell([(1, "0")], columns) == (1, 0)  # row 1 = true class 1, column "0" = predicted 0
-    assert stats.confusion_cell([(2, "1")], columns) == (2, 1)
-    assert stats.confusion_cell([], columns) is None and stats.confusion_cell([(0, "true class")], columns) is None
+    assert imaging.confusion_cell([(1, "0")], columns) == (1, 0)  # row 1 = true class 1, column "0" = predicted 0
+    assert imaging.confusion_cell([(2, "1")], columns) == (2, 1)
+    assert imaging.confusion_cell([], columns) is None and imaging.confusion_cell([(0, "true class")], columns) is None
     rows = stats.cell_rows(predictions, 1, 0)
     assert rows["path"].tolist() == ["/v/4.jpg", "/v/3.jpg"]  # the surest mistake first
     assert stats.cell_rows(predictions, 2, 0).empty

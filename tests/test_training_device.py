@@ -18,11 +18,14 @@ import torch.nn as nn
 from core.cli import build_parser
 from core.dataset import scan
 from core.models import new_model
-from core.recipe import Augment
+from core.errors import UserError
+from core.recipe import Augment, Recipe
+from core.rules import Boolean, Interval, Options, Param
 from core.splits import person_split
 from core.training import BatchSource, TrainConfig, WeightEMA, epoch_batches, train
 from core.training.batches import ImageStore, gather
-from core.training.config import (FLAG_FIELDS, device_defaults, flag_name, train_argv, train_flags, validate_config,
+from core.rules import flag_name
+from core.training.config import (FLAG_FIELDS, device_defaults, train_argv, train_flags, validate_config,
                                   with_device_defaults)
 from core.training.data import describe_changes
 from core.training.trainer import Ticker
@@ -104,22 +107,33 @@ def test_ticker_limits_the_rate_but_always_reports_the_last_call():
 
 # ----------------------------------------------------------------------------- one definition of the flags
 
-def _non_default(name: str, meta: dict):
-    return {bool: False if getattr(TrainConfig(), name) else True, int: 3, float: 0.25}.get(meta["type"], None)
+def _non_default(name: str, p: Param, tmp_path):
+    """A valid value of field ``name`` other than its default."""
+    default = getattr(TrainConfig(), name)
+    if isinstance(p.rule, Boolean):
+        return not default
+    if isinstance(p.rule, Options):
+        return [c for c in p.rule.values if c != default][0]
+    if isinstance(p.rule, Interval):
+        lo, hi = p.rule.bounds(p.step)
+        return lo if default != lo else p.rule.kind(lo + (hi - lo) / 2)
+    folder = tmp_path / name  # a path rule: something that exists where it must
+    if p.rule.kind == "file":
+        folder.mkdir()
+        return str(folder / ("x.json" if ".json" in p.rule.suffixes else "x.csv"))
+    folder.mkdir()
+    return str(folder)
 
 
-def test_every_config_field_is_a_flag_and_the_argv_round_trips_through_the_parser():
+def test_every_config_field_is_a_flag_and_the_argv_round_trips_through_the_parser(tmp_path):
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(FLAG_FIELDS) == fields - {"resume"}  # resume has its own rule
-    changed = {}
-    for name, meta in train_flags():
-        value = _non_default(name, meta)
-        if meta["choices"]:
-            value = [c for c in meta["choices"] if c != getattr(TrainConfig(), name)][0]
-        if value is None:
-            value = f"/x/{name}"
-        changed[name] = value
+    changed = {name: _non_default(name, p, tmp_path) for name, p in train_flags()}
+    Recipe().save(changed["recipe"])
+    changed["corrections"] = str(tmp_path / "fix.csv")  # its other kind of value: a file, not "reported"
+    (tmp_path / "fix.csv").write_text("person,field,value\n")
     cfg = TrainConfig(**changed)
+    assert all(getattr(cfg, n) != getattr(TrainConfig(), n) for n in FLAG_FIELDS)
     argv = train_argv(cfg)
     args = build_parser().parse_args(argv[3:])
     for name in FLAG_FIELDS:
@@ -128,30 +142,34 @@ def test_every_config_field_is_a_flag_and_the_argv_round_trips_through_the_parse
         assert any(a.startswith(flag_name(name)) or a == "--no-" + name.replace("_", "-") for a in argv), name
 
 
-def test_changed_only_argv_leaves_defaults_out_but_keeps_always():
-    argv = train_argv(TrainConfig(data="d", epochs=4), changed_only=True, always=("loss",))
+def test_short_argv_leaves_defaults_out_but_keeps_always():
+    argv = train_argv(TrainConfig(data="d", epochs=4), short=True)
     assert argv[argv.index("--epochs") + 1] == "4" and argv[argv.index("--loss") + 1] == "ce"
-    assert "--optimizer" not in argv and "--model" not in argv  # default / the device's default
+    assert argv[argv.index("--optimizer") + 1] == "adamw"  # in ALWAYS: the short command still names it
+    assert "--weight-decay" not in argv and "--model" not in argv  # default / the device's default
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"lr": -1.0}, "--lr must be > 0.0, got -1.0"),
-    ({"smoothing": 1.0}, "--smoothing must be < 1.0, got 1.0"),
-    ({"optimizer": "lion"}, "--optimizer 'lion' is not allowed; choose one of: sgd, adam, adamw"),
-    ({"device_cache": -0.5}, "--device-cache must be >= 0.0, got -0.5"),
-    ({"epochs": 0}, "--epochs must be >= 1, got 0"),
+    ({"lr": -1.0}, "--lr -1.0: must be a number in (0, 10]"),
+    ({"smoothing": 1.0}, "--smoothing 1.0: must be a number in [0, 1)"),
+    ({"optimizer": "lion"}, "--optimizer 'lion': must be one of: sgd, adam, adamw"),
+    ({"device_cache": -0.5}, "--device-cache -0.5: must be a number in [0, 1)"),
+    ({"epochs": 0}, "--epochs 0: must be a whole number from 1 to 1000"),
+    ({"seed": 2**40}, "--seed 1099511627776: must be a whole number from 0 to 4294967295"),
 ])
 def test_config_rules_come_from_the_field_metadata(change, message):
-    with pytest.raises(Exception, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(UserError) as info:
         validate_config(TrainConfig(data="d", **change))
+    assert str(info.value) == message
 
 
 def test_device_defaults_fill_only_what_was_left_open():
-    cpu = device_defaults(torch.device("cpu"))
+    cpu = device_defaults("cpu")
     assert (cpu["model"], cpu["epochs"], cpu["batch_size"], cpu["lr"]) == ("smallcnn", 20, 16, 2e-3)
-    cuda = device_defaults(torch.device("cuda"))
-    assert cuda["model"] != "smallcnn" and cuda["batch_size"] > cpu["batch_size"] and cuda["input_size"]
-    cfg = with_device_defaults(TrainConfig(data="d", epochs=3), torch.device("cpu"))
+    cuda = device_defaults("cuda")
+    assert (cuda["model"], cuda["epochs"], cuda["batch_size"], cuda["lr"]) == ("resnet18", 12, 64, 1e-3)
+    assert cuda["input_size"] == (128, 128)
+    cfg = with_device_defaults(TrainConfig(data="d", epochs=3), "cpu")
     assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.lr) == ("smallcnn", 3, 16, 2e-3)
 
 

@@ -35,17 +35,24 @@ Modules, in the order the work flows:
 """
 
 from core.demo.effects import apply_lighting, photo_jitter, render_photos
-from core.demo.person import (HAIR_BG_GAP, MASK_STYLES, Person, age_marks_strength, grey_hair_fraction,
-                              make_person, plan_people)
-from core.demo.population import STEMS, sample_population
 from core.demo.noise import CORRECTIONS_FILE, TRUTH_FILE
+from core.demo.person import (
+                              HAIR_BG_GAP,
+                              MASK_STYLES,
+                              Person,
+                              age_marks_strength,
+                              grey_hair_fraction,
+                              make_person,
+                              plan_people,
+)
+from core.demo.population import STEMS, sample_population
 from core.demo.portrait import draw_person, landmarks
 from core.demo.primitives import HEIGHT, WIDTH
-from core.demo.writing import MARKER, DemoError, available_cores, eval_image_id, make_demo
+from core.demo.writing import MARKER, DemoError, eval_image_id, make_demo
 
 __all__ = [
     "CORRECTIONS_FILE", "HAIR_BG_GAP", "HEIGHT", "MARKER", "MASK_STYLES", "STEMS", "TRUTH_FILE", "WIDTH",
-    "DemoError", "Person", "age_marks_strength", "apply_lighting", "available_cores", "draw_person",
+    "DemoError", "Person", "age_marks_strength", "apply_lighting", "draw_person",
     "eval_image_id", "grey_hair_fraction", "landmarks", "make_demo", "make_person", "photo_jitter",
     "plan_people", "render_photos", "sample_population",
 ]

@@ -17,6 +17,7 @@ from core.demo.portrait import draw_person
 from core.demo.primitives import HEIGHT, WIDTH
 from core.labels import STEM_TO_MASK
 
+
 def photo_jitter(p: Person, rng) -> np.ndarray:
     """2x3 affine of one photo: small shift, scale and tilt around the face."""
     angle = float(np.clip(rng.normal(0, 1.5), -4, 4))

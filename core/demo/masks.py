@@ -9,6 +9,7 @@ from core.demo.person import MASK_STYLES, Person, _jitter_colour
 from core.demo.portrait import landmarks
 from core.demo.primitives import HEIGHT, WIDTH, _arc, _blend, _mix, _poly, _pts, _transform
 
+
 def mask_outline(p: Person, kind: str, drop: float) -> np.ndarray:
     """Mask polygon in the person's frame; `drop` moves it down (a lowered mask)."""
     cx, cy, fw, fh = p.cx, p.cy, p.fw, p.fh

@@ -37,9 +37,10 @@ import numpy as np
 from core.demo.person import Person
 from core.demo.population import AGE_WEIGHTS, STEMS
 from core.labels import age_group
+from core.rulebook import LABEL_NOISE
 
 KINDS = ("swap", "gender", "age")
-MAX_LABEL_NOISE = 0.5
+MAX_LABEL_NOISE = LABEL_NOISE.rule.high  # the rule book says it once
 TRUTH_FILE = "label_noise.csv"
 CORRECTIONS_FILE = "label_noise_corrections.csv"
 NOISE_KEY = 0xBAD  # the noise generator's own seed entry; the photo streams never use it

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 from core.demo.person import GREY_HAIR, WHITE_HAIR, Person, _hair_colour, _temple_grey, _whitening
-from core.demo.primitives import (HEIGHT, WIDTH, _arc, _blend, _ellipse, _grid, _mix, _poly, _pts,
-                                  _roi, _shade)
+from core.demo.primitives import HEIGHT, WIDTH, _arc, _blend, _ellipse, _grid, _mix, _poly, _pts, _roi, _shade
+
 
 def draw_background(p: Person, rng) -> np.ndarray:
     """Two-colour gradient wall with a faint large blob, like a room wall or a door."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
-import os
 import shutil
 from multiprocessing import get_context
 from pathlib import Path
@@ -15,10 +13,12 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from core import rulebook as rb
+from core.cores import usable_cores
 from core.demo import noise
 from core.demo.effects import render_photos
 from core.demo.person import Person, _person_rng, plan_people
-from core.demo.population import MAX_PEOPLE, RACE, STEMS
+from core.demo.population import RACE, STEMS
 from core.errors import UserError
 from core.labels import STEM_TO_MASK, age_group, encode
 
@@ -56,20 +56,12 @@ def eval_image_id(seed: int, index: int, stem: str) -> str:
 MIN_PEOPLE_FOR_PROCESSES = 40
 
 
-def available_cores() -> int:
-    """CPUs this process may run on (its affinity mask, e.g. under taskset or a CPU quota'd
-    container), falling back to the machine's count where the OS cannot say."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def drawing_processes(workers: int | None, people: int) -> int:
     """Processes that draw: 1 (this one) for small demos, else `workers` (default: every
     available core), never more than there are people to draw."""
     if workers == 1 or people < MIN_PEOPLE_FOR_PROCESSES:
         return 1
-    return min(workers or available_cores(), people)
+    return min(workers or usable_cores(), people)
 
 
 def _write_person(job: tuple[Person, int, Path]) -> list[tuple[str, int]]:
@@ -94,13 +86,9 @@ def _write_person(job: tuple[Person, int, Path]) -> list[tuple[str, int]]:
     return rows
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise DemoError(f"{name} must be a whole number, got {value!r}")
-    if value < low or (high is not None and value > high):
-        rule = f">= {low}" if high is None else f"between {low} and {high}"
-        raise DemoError(f"{name} must be {rule}, got {value}")
-    return int(value)
+def _plain(value):
+    """numpy scalars as Python numbers (the rules take Python's)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _prepare_out(out: Path) -> None:
@@ -167,17 +155,6 @@ def _write_eval_csvs(folder: Path, eval_rows: list[tuple[str, int]], seed: int) 
                 w.writerow([image_id, label if with_answers else 0])
 
 
-def _check_rate(value) -> float:
-    """The label-noise share: a number in [0, MAX_LABEL_NOISE]."""
-    high = noise.MAX_LABEL_NOISE
-    rule = f"label_noise must be a number between 0 and {high} (the share of training persons given a wrong label)"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise DemoError(f"{rule}, got {value!r}")
-    if not (math.isfinite(value) and 0 <= value <= high):
-        raise DemoError(f"{rule}, got {value}")
-    return float(value)
-
-
 def _write_marker(out: Path, seed: int, people: int, eval_people: int, label_noise: float) -> None:
     """The file that marks `out` as a demo folder (so it may be regenerated) and its arguments."""
     args = {"generator": "core.demo.make_demo", "seed": seed, "people": people, "eval_people": eval_people}
@@ -201,14 +178,13 @@ def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: in
     The workers are spawned, so a script that calls this at import time needs the usual
     ``if __name__ == "__main__":`` guard (``python -m core demo`` and Streamlit are fine).
     """
-    people = _check_int("people", people, 1, MAX_PEOPLE)
-    seed = _check_int("seed", seed, 0)
+    people = rb.DEMO_PEOPLE.check(_plain(people), "people", DemoError)
+    seed = rb.SEED.check(_plain(seed), "seed", DemoError)
     if eval_people is None:
         eval_people = int(round(people * 0.3))
-    eval_people = _check_int("eval_people", eval_people, 0, MAX_PEOPLE)
-    if workers is not None:
-        workers = _check_int("workers", workers, 1)
-    label_noise = _check_rate(label_noise)
+    eval_people = rb.DEMO_EVAL_PEOPLE.check(_plain(eval_people), "eval_people", DemoError)
+    workers = rb.WORKERS.check(_plain(workers), "workers", DemoError) if workers is not None else None
+    label_noise = rb.LABEL_NOISE.check(_plain(label_noise), "label_noise", DemoError)
     out = Path(out)
     _prepare_out(out)
     _write_marker(out, seed, people, eval_people, label_noise)

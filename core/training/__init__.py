@@ -13,7 +13,8 @@ uninterrupted one.
 
 Modules, one job each:
 
-- ``config``     TrainConfig, its validation, and how it resolves (recipe, head, device)
+- ``config``     TrainConfig: every setting's rule, its validation and the command (no torch)
+- ``resolve``    a config resolved once for a run: device, defaults, recipe, head (RunSettings)
 - ``data``       the labelled index, the image cache and the person splits of a run
 - ``batches``    seeded epoch orders and the training batches made from the cache
 - ``optim``      optimisers, schedules, the accumulating train step, the weight EMA
@@ -22,17 +23,29 @@ Modules, one job each:
 - ``run``        ``train()``: the entry point, stop handling, the files written first
 """
 
-from core.training.batches import BatchSource, epoch_batches, gather, prefetch
-from core.training.callbacks import Callbacks, Stopped, emit
-from core.training.config import (DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig, cli_command, config_dict,
-                                  resolve_device, resolve_head, resolve_recipe, resume_config, validate_config)
-from core.training.data import TrainData, make_splits, scan_labelled
-from core.training.optim import WeightEMA, ema_decay, make_optimizer, make_scheduler, train_steps
-from core.training.run import train
-from core.training.trainer import Trainer, prediction_table
+from __future__ import annotations
 
-__all__ = ["BatchSource", "Callbacks", "DEVICES", "OPTIMIZERS", "SCHEDULERS", "Stopped", "TrainConfig", "TrainData",
-           "Trainer", "WeightEMA", "cli_command", "config_dict", "ema_decay", "emit", "epoch_batches", "gather",
-           "make_optimizer", "make_scheduler", "make_splits", "prediction_table", "prefetch", "resolve_device",
-           "resolve_head", "resolve_recipe", "resume_config", "scan_labelled", "train", "train_steps",
-           "validate_config"]
+import importlib
+
+# Exports, loaded on first use: ``from core.training.config import TrainConfig`` must not pull
+# in torch through this package's __init__ (the app and --help read the config without it).
+_EXPORTS = {
+    "BatchSource": "batches", "epoch_batches": "batches", "gather": "batches", "prefetch": "batches",
+    "Callbacks": "callbacks", "Stopped": "callbacks", "emit": "callbacks",
+    "TrainConfig": "config", "cli_command": "config", "config_dict": "config", "validate_config": "config",
+    "resume_config": "config",
+    "RunSettings": "resolve", "resolve_device": "resolve", "resolve_head": "resolve", "resolve_recipe": "resolve",
+    "resolve_run": "resolve",
+    "TrainData": "data", "make_splits": "data", "scan_labelled": "data",
+    "WeightEMA": "optim", "ema_decay": "optim", "make_optimizer": "optim", "make_scheduler": "optim",
+    "train_steps": "optim",
+    "train": "run",
+    "Trainer": "trainer", "prediction_table": "trainer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

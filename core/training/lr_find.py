@@ -19,7 +19,6 @@ bottom where the loss is about to turn up.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +34,10 @@ from core.losses import build_loss
 from core.models import build_model
 from core.sampling import oversample, smote_features
 from core.training.batches import BatchSource, epoch_batches
-from core.training.config import (TrainConfig, device_defaults, resolve_device, resolve_head, resolve_recipe,
-                                  validate_config, with_device_defaults)
+from core.training.config import TrainConfig
 from core.training.data import load_images, make_splits, old_age_labels, scan_labelled
 from core.training.optim import make_optimizer, train_steps
+from core.training.resolve import RunSettings, resolve_config, resolve_run
 
 Log = Callable[[str], None]
 RULE = ("valley: the longest stretch where the smoothed loss keeps falling; the suggestion is the rate "
@@ -119,15 +118,13 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> int:
 
 # ----------------------------------------------------------------------------- the sweep
 
-def _resolved(config: TrainConfig) -> tuple[TrainConfig, torch.device, bool]:
-    """The config as train resolves it: absolute data path, the device's defaults filled in."""
+def _resolved(config: TrainConfig) -> tuple[RunSettings, object, pd.DataFrame]:
+    """The settings as train resolves them (core.training.resolve), and the labelled dataset."""
     if config.resume:
         raise UserError("lr-find starts from a fresh model; --resume does not apply")
-    cfg = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()) if config.data else "")
-    validate_config(cfg)
-    device = resolve_device(cfg.device)
-    defaulted = any(getattr(cfg, k) is None for k in ("model", "epochs", "batch_size", "lr"))
-    return with_device_defaults(cfg, device), device, defaulted
+    cfg, device, why = resolve_config(config)
+    ds, df = scan_labelled(cfg.data, cfg.corrections)
+    return resolve_run(cfg, device, why, ds.layout, list(ds.class_names)), ds, df
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -136,20 +133,18 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return contextlib.nullcontext
 
 
-def training_source(cfg: TrainConfig, device: torch.device, input_size, log: Log, cache_progress=None):
-    """(BatchSource of the first split's training samples, class names), as the trainer makes
-    them; ``input_size``: the device's default input for the starter recipe (None: the recipe's)."""
-    ds, df = scan_labelled(cfg.data, cfg.corrections)
-    recipe = resolve_recipe(cfg.recipe, ds.layout, input_size)
+def training_source(settings: RunSettings, df: pd.DataFrame, class_names: list[str], log: Log,
+                    cache_progress=None) -> BatchSource:
+    """The BatchSource of the first split's training samples, as the trainer makes it."""
+    cfg, recipe = settings.config, settings.recipe
     images = load_images(df, recipe, cfg.workers, log, cache_progress or (lambda d, t: None))
     rows = make_splits(df, cfg.folds, cfg.val_ratio, cfg.seed)[0][0]
-    labels = old_age_labels(df, ds.class_names, cfg.old_age, log)[rows]
+    labels = old_age_labels(df, class_names, cfg.old_age, log)[rows]
     s = recipe.sampling
     features = smote_features(images[rows], s.smote_size) if s.method == "smote" else None
     plan = oversample(labels, s.method, s.target, s.k_neighbors, features, seed=cfg.seed)
-    source = BatchSource(images, rows[plan.a], rows[plan.b], plan.gap, plan.labels.astype(np.int64), recipe.augment,
-                         cfg.seed, device, cfg.channels_last)
-    return source, list(ds.class_names)
+    return BatchSource(images, rows[plan.a], rows[plan.b], plan.gap, plan.labels.astype(np.int64), recipe.augment,
+                       cfg.seed, settings.device, cfg.channels_last)
 
 
 def _endless(source: BatchSource, batch_size: int, seed: int) -> Iterator:
@@ -196,13 +191,13 @@ def lr_find(config: TrainConfig, steps: int | None = None, lr_start: float = 1e-
     """Run the LR range test for ``config`` (a TrainConfig as ``train`` takes it)."""
     log = log or (lambda text: None)
     lr_schedule(lr_start, lr_end, 5 if steps is None else steps)  # bad bounds or steps: named before any work
-    cfg, device, defaulted = _resolved(config)
-    source, class_names = training_source(cfg, device, device_defaults(device)["input_size"] if defaulted else None,
-                                          log, cache_progress)
+    settings, ds, df = _resolved(config)
+    cfg, device, class_names = settings.config, settings.device, list(ds.class_names)
+    source = training_source(settings, df, class_names, log, cache_progress)
     per_epoch = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, 0, 0))
     lrs = lr_schedule(lr_start, lr_end, steps or default_steps(math.ceil(per_epoch / cfg.accum_steps)))
     torch.manual_seed(cfg.seed)
-    model, note = build_model(cfg.model, len(class_names), cfg.weights, resolve_head(cfg.head, class_names))
+    model, note = build_model(cfg.model, len(class_names), settings.weights, settings.head)
     log(f"{note}; sweeping the learning rate {lr_start:g} -> {lr_end:g} over {len(lrs)} steps "
         f"(batch {cfg.batch_size} x {cfg.accum_steps}, {cfg.optimizer}, {cfg.loss}, {len(source)} training samples)")
     model = model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)

@@ -10,12 +10,12 @@ from typing import Callable, Iterable
 import torch
 import torch.nn as nn
 
-from core.training.config import OPTIMIZERS, SCHEDULERS, check_choice
+from core.rulebook import OPTIMIZER, SCHEDULER
 
 # ----------------------------------------------------------------------------- optimisation
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    check_choice("optimizer", name, OPTIMIZERS)
+    OPTIMIZER.check(name, "--optimizer")
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "adam":
@@ -26,7 +26,7 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.o
 def make_scheduler(name: str, optimizer, epochs: int, steps_per_epoch: int, warmup_epochs: float):
     """(scheduler, per_step). per_step schedulers advance after each optimiser step, the
     others after each epoch (plateau with the validation macro F1)."""
-    check_choice("scheduler", name, SCHEDULERS)
+    SCHEDULER.check(name, "--scheduler")
     if name == "none":
         return None, False
     if name == "step":

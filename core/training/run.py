@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
 import shlex
 import signal
 import sys
@@ -19,23 +17,12 @@ import pandas as pd
 import torch
 
 from core import __version__
+from core.cores import usable_cores
 from core.errors import UserError
-from core.recipe import Recipe
 from core.runs import RunWriter, new_run_dir, read_json, stop_requested
 from core.training.callbacks import Callbacks, Stopped, emit
 from core.training.checkpoint import resume_points
-from core.training.config import (
-    TrainConfig,
-    cli_command,
-    config_dict,
-    device_defaults,
-    parallel_folds,
-    resolve_device,
-    resolve_recipe,
-    resume_config,
-    validate_config,
-    with_device_defaults,
-)
+from core.training.config import TrainConfig
 from core.training.data import (
     FILES,
     TrainData,
@@ -43,18 +30,11 @@ from core.training.data import (
     describe_changes,
     load_images,
     make_splits,
+    old_age_labels,
     scan_labelled,
 )
-from core.training.distributed import (
-    SINGLE,
-    Dist,
-    barrier,
-    broadcast,
-    from_env,
-    setup,
-    teardown,
-)
-from core.training.data import old_age_labels
+from core.training.distributed import SINGLE, Dist, barrier, broadcast, from_env, setup, teardown
+from core.training.resolve import RunSettings, resolve_config, resolve_run
 from core.training.tensorboard import tensorboard_callbacks
 from core.training.trainer import Trainer
 
@@ -97,26 +77,10 @@ def _sigterm_to(switch: _StopSwitch):
 
 def _set_threads(device: torch.device, dist: Dist) -> None:
     if device.type == "cpu":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores // dist.local_world))  # the processes on this machine share it
+        torch.set_num_threads(max(1, usable_cores() // dist.local_world))  # the processes on this machine share it
         torch.use_deterministic_algorithms(True, warn_only=True)
     else:
         torch.backends.cudnn.benchmark = True
-
-
-def _resolve(config: TrainConfig) -> tuple[TrainConfig, torch.device, str | None]:
-    """The config a run follows: resumed from its run directory, or the one given with its
-    data path made absolute and the device's defaults filled in (and why, for the log)."""
-    if config.resume:
-        cfg = resume_config(config.resume, config.device, config.workers)
-        validate_config(cfg)
-        return cfg, resolve_device(cfg.device), None
-    cfg = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()) if config.data else "")
-    validate_config(cfg)
-    device = resolve_device(cfg.device)
-    left = [k for k in ("model", "epochs", "batch_size", "lr") if getattr(cfg, k) is None]
-    why = device_defaults(device)["why"] if left else None
-    return with_device_defaults(cfg, device), device, why
 
 
 def _failure(exc: BaseException, dist: Dist, run_dir: Path) -> str:
@@ -149,23 +113,24 @@ def _check_resume(run_dir: Path, files: pd.DataFrame, dist: Dist = SINGLE) -> No
 def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
     """Train as ``config`` says; return the run directory (see core.runs for its files).
 
-    Started by torchrun (core.training.distributed), each process trains its share of every
-    batch with DistributedDataParallel; only rank 0 writes, and only rank 0's callbacks hear.
+    The config is resolved once, up front (core.training.resolve); the trainer then only
+    reads the frozen settings. Started by torchrun (core.training.distributed), each process
+    trains its share of every batch with DistributedDataParallel; only rank 0 writes, and
+    only rank 0's callbacks hear.
     """
     dist = from_env()
-    cfg, device, why = _resolve(config)
-    if dist.active:
-        cfg = dataclasses.replace(cfg, nproc=dist.world)  # the command recorded repeats the world size
+    cfg, device, why = resolve_config(config)
     device = setup(dist, device, cfg.dist_timeout)
     try:
-        return _train(cfg, device, why, dist, list(callbacks) if dist.main else [])
+        ds, df = scan_labelled(cfg.data, cfg.corrections)
+        settings = resolve_run(cfg, device, why, ds.layout, list(ds.class_names), dist.world if dist.active else 1)
+        return _train(settings, ds, df, dist, list(callbacks) if dist.main else [])
     finally:
         teardown(dist)
 
 
-def _train(cfg: TrainConfig, device: torch.device, why: str | None, dist: Dist, callbacks: list) -> Path:
-    ds, df = scan_labelled(cfg.data, cfg.corrections)
-    recipe = resolve_recipe(cfg.recipe, ds.layout, device_defaults(device)["input_size"] if why else None)
+def _train(settings: RunSettings, ds, df: pd.DataFrame, dist: Dist, callbacks: list) -> Path:
+    cfg, device = settings.config, settings.device
     splits = make_splits(df, cfg.folds, cfg.val_ratio, cfg.seed)
     files = dataset_files(df, splits)
     if cfg.resume:
@@ -175,7 +140,7 @@ def _train(cfg: TrainConfig, device: torch.device, why: str | None, dist: Dist, 
                                                                  if dist.main else None))
     # Only rank 0 writes, except that with folds in parallel each process writes its own folds'
     # checkpoints and metrics lines; status.json has one writer always.
-    writer = RunWriter(run_dir, enabled=dist.main or parallel_folds(cfg, dist), writes_status=dist.main)
+    writer = RunWriter(run_dir, enabled=dist.main or settings.parallel_folds, writes_status=dist.main)
     switch = _StopSwitch(run_dir, dist)
     callbacks = [*callbacks, *tensorboard_callbacks(cfg, writer)]  # --tensorboard: RUN/tb (rank 0 only)
     try:
@@ -183,7 +148,7 @@ def _train(cfg: TrainConfig, device: torch.device, why: str | None, dist: Dist, 
             writer.status(state="running", message="preparing images", force=True, fold=0, epoch=0, epochs=cfg.epochs,
                           batch=0, n_batches=0, eta_s=None, started=time.time())
             if dist.main and not cfg.resume:  # (the others pass rank 0 only after the cache barrier)
-                _write_config(writer, cfg, recipe, ds, df, splits)
+                _write_config(writer, settings, ds, df, splits)
                 writer.write_csv(FILES, files)
             elif dist.main:
                 writer.rewrite_metrics([r for fold in sorted(lasts) for r in lasts[fold]["state"]["history"]])
@@ -191,10 +156,10 @@ def _train(cfg: TrainConfig, device: torch.device, why: str | None, dist: Dist, 
             _set_threads(device, dist)
             log = lambda text: (writer.log(text), emit(callbacks, "on_message", text))  # noqa: E731
             log(f"resuming {run_dir}" if cfg.resume else f"run {run_dir}: {len(df)} images, device {device}")
-            if why:
+            if settings.defaults_note:
                 log(f"defaults for this device: {cfg.model}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
-                    f"lr {cfg.lr:g} ({why})")
-            summary = _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, log, dist)
+                    f"lr {cfg.lr:g} ({settings.defaults_note})")
+            summary = _fit(settings, ds, df, splits, lasts, writer, callbacks, switch, log, dist)
     except Stopped:
         return _stopped(run_dir, writer, callbacks)
     except KeyboardInterrupt:
@@ -211,11 +176,12 @@ def _train(cfg: TrainConfig, device: torch.device, why: str | None, dist: Dist, 
     return run_dir
 
 
-def _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, log, dist) -> dict:
+def _fit(settings: RunSettings, ds, df, splits, lasts, writer, callbacks, switch, log, dist) -> dict:
     """Prepare the images, then train every fold; the summary of the run."""
+    cfg = settings.config
     if not dist.main:
         barrier(dist)  # rank 0 builds the image cache first; the others then map the same file
-    images = load_images(df, recipe, cfg.workers, log,
+    images = load_images(df, settings.recipe, cfg.workers, log,
                          lambda d, t: (switch.check(), emit(callbacks, "on_cache_progress", d, t),
                                        writer.status(message=f"preparing images {d}/{t}")))
     if dist.main:
@@ -223,7 +189,7 @@ def _fit(cfg, recipe, ds, df, splits, lasts, writer, callbacks, device, switch, 
     switch.check()
     data = TrainData(df, images, df["label"].to_numpy(np.int64), list(ds.class_names),
                      old_age_labels(df, ds.class_names, cfg.old_age, log))
-    trainer = Trainer(cfg, recipe, data, writer, callbacks, device, dist)
+    trainer = Trainer(settings, data, writer, callbacks, dist)
     emit(callbacks, "on_train_start", {"run_dir": str(writer.dir), "folds": len(splits), "epochs": cfg.epochs,
                                        "train_images": [len(t) for t, _ in splits],
                                        "val_images": [len(v) for _, v in splits]})
@@ -242,15 +208,16 @@ def _stopped(run_dir: Path, writer: RunWriter, callbacks: list) -> Path:
     return run_dir
 
 
-def _write_config(writer: RunWriter, cfg: TrainConfig, recipe: Recipe, ds, df: pd.DataFrame, splits) -> None:
+def _write_config(writer: RunWriter, settings: RunSettings, ds, df: pd.DataFrame, splits) -> None:
+    recipe = settings.recipe
     writer.write_json("recipe.json", recipe.to_dict())
     counts = df.groupby("label").size()
     dataset = {**ds.summary(), "labelled_images": int(len(df)),
                "class_counts": {ds.class_names[int(k)]: int(v) for k, v in counts.items()},
                "split": [{"train": int(len(t)), "val": int(len(v))} for t, v in splits]}
     writer.write_json("config.json", {
-        "config": config_dict(cfg), "recipe": recipe.to_dict(), "dataset": dataset,
-        "class_names": list(ds.class_names), "num_classes": len(ds.class_names),
-        "command": cli_command(cfg, writer.dir / "recipe.json"), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "config": settings.config_dict(), "recipe": recipe.to_dict(), "dataset": dataset,
+        "class_names": list(ds.class_names), "num_classes": len(ds.class_names), "head": settings.head,
+        "command": settings.command(writer.dir / "recipe.json"), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "version": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
-        "world_size": cfg.nproc})
+        "world_size": settings.config.nproc})

@@ -15,32 +15,20 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from core import __version__
+from core.inference import predict_logits
 from core.losses import build_loss
-from core.mixing import MixedLoss
 from core.metrics import classification_metrics, confusion_table, per_class_report
+from core.mixing import MixedLoss
 from core.models import build_model
-from core.predict import predict_logits
-from core.recipe import Recipe
 from core.runs import RunWriter, fold_dirs, load_checkpoint, stop_requested
 from core.sampling import oversample, smote_features
 from core.training.batches import BatchSource, ImageStore, epoch_batches
 from core.training.callbacks import Callbacks, Stopped, emit
-from core.training.checkpoint import (
-    FoldState,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-)
-from core.training.config import TrainConfig, config_dict, parallel_folds, resolve_head
+from core.training.checkpoint import FoldState, rng_state, seed_everything, set_rng_state
 from core.training.data import TrainData
 from core.training.distributed import SINGLE, Dist, any_rank, barrier, deal, gather_rows
-from core.training.optim import (
-    WeightEMA,
-    ema_decay,
-    make_optimizer,
-    make_scheduler,
-    train_steps,
-)
+from core.training.optim import WeightEMA, ema_decay, make_optimizer, make_scheduler, train_steps
+from core.training.resolve import RunSettings
 
 # On a GPU, at most ten progress callbacks a second: each reads the loss, which makes the host
 # wait for the device. On the CPU every batch reports (reading a loss costs nothing there).
@@ -117,22 +105,24 @@ class FoldRun:
 
 
 class Trainer:
-    """Runs the folds of one config into one run directory."""
+    """Runs the folds of one run's settings into one run directory. It only reads the
+    settings, which were resolved before it was made (core.training.resolve)."""
 
-    def __init__(self, cfg: TrainConfig, recipe: Recipe, data: TrainData, writer: RunWriter,
-                 callbacks: list[Callbacks], device: torch.device, dist: Dist = SINGLE):
-        self.cfg, self.recipe, self.data, self.writer = cfg, recipe, data, writer
-        self.callbacks, self.device, self.dist = callbacks, device, dist
+    def __init__(self, settings: RunSettings, data: TrainData, writer: RunWriter, callbacks: list[Callbacks],
+                 dist: Dist = SINGLE):
+        self.settings = settings
+        self.cfg, self.recipe, self.device = settings.config, settings.recipe, settings.device
+        self.data, self.writer, self.callbacks, self.dist = data, writer, callbacks, dist
         # --parallel-folds under torchrun: each process trains whole folds on its own (no DDP),
         # so everything inside a fold runs as in a single process.
-        self.parallel = parallel_folds(cfg, dist)
+        self.parallel = settings.parallel_folds
         self.tdist = SINGLE if self.parallel else dist
         self.stop_flag = False
         self._stop_asks = 0
         self.num_classes = len(data.class_names)
         # Where batches are gathered from: on a GPU the cache moves there once (ImageStore).
-        self.store = ImageStore.place(data.images, device, cfg.device_cache)
-        self.head = resolve_head(cfg.head, data.class_names)
+        self.store = ImageStore.place(data.images, self.device, self.cfg.device_cache)
+        self.head = settings.head
         self._t0 = time.monotonic()
         self._done_batches = 0  # batches run by this process (for the ETA)
         self._total_batches = 1  # batches this process will run, estimated
@@ -216,7 +206,7 @@ class Trainer:
         """Model, optimiser, schedule and sampler of one fold; restored from ``last`` when given."""
         cfg = self.cfg
         torch.manual_seed(cfg.seed + fold)
-        model, note = build_model(cfg.model, self.num_classes, "none" if last else cfg.weights, self.head)
+        model, note = build_model(cfg.model, self.num_classes, "none" if last else self.settings.weights, self.head)
         sub = fold_dirs(cfg.folds)[fold]
         self.message(note if not last else f"{cfg.model}: resuming from {sub or '.'}/last.pt")
         model = model.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
@@ -319,7 +309,7 @@ class Trainer:
     def _meta(self) -> dict:
         return {"model_name": self.cfg.model, "num_classes": self.num_classes, "head": self.head,
                 "class_names": list(self.data.class_names), "recipe": self.recipe.to_dict(),
-                "config": config_dict(self.cfg), "version": __version__}
+                "config": self.settings.config_dict(), "version": __version__}
 
     # --- all folds ---------------------------------------------------------------------
     def run(self, splits: list[tuple[np.ndarray, np.ndarray]], lasts: dict[int, dict]) -> dict:

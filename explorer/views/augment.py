@@ -4,20 +4,17 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import stats
 from core.augment import augment_batch, to_uint8_images
 from core.preprocess import preprocess
-from explorer import compute
+from explorer import compute, imaging
 from explorer.data import loaded
 from explorer.guard import guard, require_dataset
 from explorer.recipe_state import get_recipe, update_recipe
 from explorer.widgets import recipe_slider, recipe_toggle
 
-# Column, label and slider step of each train-time transform; the ranges are the recipe's.
-SLIDERS = {"rotate": (0, "Rotation (± degrees)", 1.0), "translate": (0, "Shift (± fraction of size)", 0.01),
-           "scale": (1, "Zoom (± fraction)", 0.01), "brightness": (1, "Brightness jitter", 0.05),
-           "contrast": (1, "Contrast jitter", 0.05), "saturation": (2, "Saturation jitter", 0.05),
-           "erasing": (2, "Random erasing (probability)", 0.05), "noise": (2, "Gaussian noise (std)", 0.01)}
+# The column of each train-time transform's slider; label, range and step are the recipe's.
+SLIDERS = {"rotate": 0, "translate": 0, "scale": 1, "brightness": 1, "contrast": 1, "saturation": 2, "erasing": 2,
+           "noise": 2}
 
 st.title("Augmentation")
 ds = require_dataset()
@@ -35,9 +32,9 @@ def preview():
     with guard():
         st.subheader("Train-time augmentation")
         cols = st.columns(3)
-        v = {"hflip": recipe_toggle("augment", "hflip", "Horizontal flip (50%)", where=cols[0])}
-        for name, (col, label, step) in SLIDERS.items():
-            v[name] = recipe_slider("augment", name, label, step, where=cols[col])
+        v = {"hflip": recipe_toggle("augment", "hflip", where=cols[0])}
+        for name, col in SLIDERS.items():
+            v[name] = recipe_slider("augment", name, where=cols[col])
         update_recipe("augment", **v)
         recipe = get_recipe()
 
@@ -52,14 +49,14 @@ def preview():
         base = preprocess(compute.image_pil(path), recipe, compute.face_box(path, compute.faces_for_recipe(recipe)))
         batch = torch.from_numpy(np.stack([base] * n))
         draws = to_uint8_images(augment_batch(batch, recipe.augment, torch.Generator().manual_seed(seed))).numpy()
-        factor = stats.display_scale(base.shape, 192)
+        factor = imaging.display_scale(base.shape, 192)
         left, right = st.columns([1, 4])
-        left.image(stats.upscale_nearest(base, factor), caption="Validation view (never augmented)")
+        left.image(imaging.upscale_nearest(base, factor), caption="Validation view (never augmented)")
         with right:
             st.caption(f"{n} random training draws of the same image (seed {seed})")
             cols = st.columns(6)
             for i, img in enumerate(draws):
-                cols[i % 6].image(stats.upscale_nearest(img, factor))
+                cols[i % 6].image(imaging.upscale_nearest(img, factor))
 
 
 preview()

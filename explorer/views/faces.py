@@ -5,19 +5,17 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import stats
+from core import rulebook as rb
 from core.faces import coverage_heatmap, detection_rates, normalized, suggest_crop
 from core.preprocess import crop_box, preprocess
-from explorer import compute
+from explorer import compute, imaging
 from explorer.data import loaded
 from explorer.guard import require_dataset
 from explorer.recipe_state import get_recipe, reset_widgets, update_recipe
-from explorer.widgets import recipe_choice, recipe_number, recipe_slider, widget_key
+from explorer.widgets import param_widget, recipe_choice, recipe_number, recipe_slider, widget_key
 
 AUTO_LIMIT = 1000  # detect faces without a click up to this many images (or when cached on disk)
 GRID = (48, 64)  # heatmap cells (columns, rows)
-MODE_NAMES = {"none": "None (whole frame)", "fixed": "Fixed box", "face": "Each image's face"}
-BOX_NAMES = ("x (left)", "y (top)", "w (width)", "h (height)")
 
 
 def heatmap(norm, suggested, crop, W: int, H: int) -> go.Figure:
@@ -76,7 +74,7 @@ else:
     st.subheader("Where the faces are")
     h1, h2 = st.columns([2, 3])  # the heatmap goes into h1 once the crop below is settled
     with h2:
-        k = st.slider("Suggested crop: mean face box ± k standard deviations", 0.0, 3.0, 1.0, 0.1, key="faces_k")
+        k = param_widget(rb.CROP_SPREAD, "faces_k", rb.CROP_SPREAD.default, slider=True)
         suggested = suggest_crop(norm, k)
         x, y, w, h = suggested
         st.write(f"Suggested box (fractions of the frame): x={x:.3f}, y={y:.3f}, w={w:.3f}, h={h:.3f} "
@@ -87,7 +85,7 @@ else:
 st.subheader("Crop and input size")
 c = recipe.crop
 m1, m2 = st.columns([3, 2])
-mode = recipe_choice("crop", "mode", "Crop mode", MODE_NAMES, where=m1)
+mode = recipe_choice("crop", "mode", where=m1)
 
 
 def use_suggested(box):
@@ -101,8 +99,7 @@ m2.button("Use the suggested box", key="faces_use_suggested", on_click=use_sugge
 box = c.box
 if mode != "none":
     s = st.columns(4)
-    box = tuple(recipe_slider("crop", "box", name, 0.01, part=i, where=col)
-                for i, (col, name) in enumerate(zip(s, BOX_NAMES)))
+    box = tuple(recipe_slider("crop", "box", part=i, where=col) for i, col in enumerate(s))
     bx, by, bw, bh = box
     if bx + bw > 1 or by + bh > 1 or bw <= 0 or bh <= 0:
         box = (bx, by, max(0.01, min(bw, 1 - bx)), max(0.01, min(bh, 1 - by)))
@@ -111,10 +108,10 @@ if mode != "none":
         st.caption("Fixed box above: used for images where no face was found.")
 margin = c.face_margin
 if mode == "face":
-    margin = recipe_slider("crop", "face_margin", "Face margin (grow each side by this fraction of the face)", 0.05)
+    margin = recipe_slider("crop", "face_margin")
 i1, i2, _ = st.columns([1, 1, 2])
-in_w = recipe_number(None, "input_size", "Input width", 8, part=0, suffix="w", where=i1)
-in_h = recipe_number(None, "input_size", "Input height", 8, part=1, suffix="h", where=i2)
+in_w = recipe_number(None, "input_size", part=0, suffix="w", where=i1)
+in_h = recipe_number(None, "input_size", part=1, suffix="h", where=i2)
 update_recipe("crop", mode=mode, box=box, face_margin=margin)
 update_recipe(None, input_size=(int(in_w), int(in_h)))
 recipe = get_recipe()
@@ -135,10 +132,10 @@ for i, row in enumerate(picks.itertuples()):
     img = compute.image(row.path)
     face = compute.face_box(row.path, faces)
     size = (img.shape[1], img.shape[0])
-    shown = stats.draw_box(img, stats.box_to_pixels(suggested, size), (255, 215, 0), 4) if faces is not None else img
-    shown = stats.draw_box(shown, crop_box(recipe.crop, size, face, aspect), (0, 220, 0), 4)
+    shown = imaging.draw_box(img, imaging.box_to_pixels(suggested, size), (255, 215, 0), 4) if faces is not None else img
+    shown = imaging.draw_box(shown, crop_box(recipe.crop, size, face, aspect), (0, 220, 0), 4)
     out = preprocess(compute.image_pil(row.path), recipe, face)
     with cols[i % 4]:
         st.markdown(f"**{row.label_name or 'no label'}**")
-        st.image([stats.resize_to_height(shown, 128), stats.resize_to_height(out, 128)],
+        st.image([imaging.resize_to_height(shown, 128), imaging.resize_to_height(out, 128)],
                  caption=["photo", f"crop → {out.shape[1]}x{out.shape[0]}"])

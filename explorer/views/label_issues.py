@@ -10,16 +10,18 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import launch
 from core import label_issues as li
+from core import launch
+from core import rulebook as rb
+from core.devices import resolve_device
 from core.errors import UserError
-from core.training import TrainConfig, resolve_device
-from core.training.config import with_device_defaults
+from core.training.config import TrainConfig, with_device_defaults
 from explorer import label_review as review
 from explorer import report
 from explorer.data import loaded, runs_dir
 from explorer.guard import PageStop, require_dataset
 from explorer.recipe_state import get_recipe, init_widget
+from explorer.widgets import param_widget
 
 REFRESH_S = 2.0
 STATES = ("open", "accepted", "dismissed")
@@ -61,9 +63,9 @@ if record is not None and launch.poll(record).live:
     follow(record)
 found = review.kfold_runs(runs, info.path)
 c = st.columns([3, 1, 1])
-defaults = with_device_defaults(TrainConfig(), resolve_device("auto"))
-folds = c[1].number_input("Folds", 2, 10, key=init_widget("li.folds", 3))
-epochs = c[2].number_input("Epochs", 1, 500, key=init_widget("li.epochs", defaults.epochs))
+defaults = with_device_defaults(TrainConfig(), resolve_device("auto").type)
+folds = param_widget(rb.FINDER_FOLDS, "li.folds", rb.FINDER_FOLDS.default, where=c[1])
+epochs = param_widget(rb.EPOCHS, "li.epochs", defaults.epochs, where=c[2])
 if st.button(f"Train a {folds}-fold run on this dataset", key="li.train", disabled=ds.layout == "eval",
              help="The Train page's defaults and the sidebar's recipe and corrections, with K folds: every image "
                   "gets a prediction from the model that did not train on its person."):

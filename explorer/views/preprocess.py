@@ -5,17 +5,16 @@ import io
 import numpy as np
 import streamlit as st
 
-from core import stats
-from core.preprocess import load_rgb, preprocess
-from explorer import compute
+from core.images import load_rgb
+from core.preprocess import preprocess
+from explorer import compute, imaging
 from explorer.data import loaded
 from explorer.guard import guard, require_dataset
 from explorer.recipe_state import compact_json, get_recipe, update_recipe
 from explorer.widgets import recipe_choice, recipe_slider, recipe_toggle
 
 DISPLAY_HEIGHT = 384  # on-screen height of the before/after pair
-EQUALIZE_NAMES = {"none": "None", "hist": "Histogram", "clahe": "CLAHE (adaptive)"}
-FACTOR_NAMES = {"brightness": "Brightness", "contrast": "Contrast", "sharpness": "Sharpness", "color": "Colour"}
+FACTORS = ("brightness", "contrast", "sharpness", "color")  # label, range and step: the recipe's
 
 st.title("Preprocessing")
 ds = require_dataset()
@@ -32,7 +31,7 @@ def pick_image():
         if upload is not None:
             try:
                 img = load_rgb(io.BytesIO(upload.getvalue()))
-                return img, None, upload.name, stats.resize_to_height(np.asarray(img), DISPLAY_HEIGHT)
+                return img, None, upload.name, imaging.resize_to_height(np.asarray(img), DISPLAY_HEIGHT)
             except Exception:  # noqa: BLE001 - PIL raises several types for junk files
                 st.error(f"{upload.name}: not an image PIL can open (allowed: JPEG, PNG).")
         st.caption("No upload yet: showing a dataset image.")
@@ -49,20 +48,18 @@ def preview():
     with guard():
         controls, pair = st.columns([1, 2])
         with controls:
-            values = {name: recipe_slider("enhance", name, label, 0.05,
-                                          help="1 leaves the image unchanged, 0 removes the property.")
-                      for name, label in FACTOR_NAMES.items()}
-            values["grayscale"] = recipe_toggle("enhance", "grayscale", "Grayscale")
-            values["equalize"] = recipe_choice("enhance", "equalize", "Equalisation", EQUALIZE_NAMES)
+            values = {name: recipe_slider("enhance", name) for name in FACTORS}
+            values["grayscale"] = recipe_toggle("enhance", "grayscale")
+            values["equalize"] = recipe_choice("enhance", "equalize")
             update_recipe("enhance", **values)
             img, face, name, shown = pick_image()
         recipe = get_recipe()
         after = preprocess(img, recipe, face)
-        factor = stats.display_scale(after.shape, DISPLAY_HEIGHT)
+        factor = imaging.display_scale(after.shape, DISPLAY_HEIGHT)
         with pair:
             before_col, after_col = st.columns(2)
             before_col.image(shown, caption=f"Before: {name} ({img.size[0]}x{img.size[1]})")
-            after_col.image(stats.upscale_nearest(after, factor),
+            after_col.image(imaging.upscale_nearest(after, factor),
                             caption=f"After: {after.shape[1]}x{after.shape[0]}, what the model sees "
                                     f"(shown {factor}x, nearest neighbour)")
             st.caption("Recipe snippet that reproduces this preview exactly:")

@@ -8,10 +8,8 @@ from explorer import compute
 from explorer.data import loaded
 from explorer.guard import PageStop, require_dataset
 from explorer.recipe_state import get_recipe, init_widget, update_recipe
-from explorer.widgets import current, field_range, recipe_choice, recipe_slider, widget_key
+from explorer.widgets import current, field_range, recipe_choice, recipe_param, recipe_slider, widget_key
 
-METHOD_NAMES = {"none": "None", "random": "Random duplication", "smote": "SMOTE",
-                "weighted": "Class-weighted draws each epoch"}
 SIZE_PRESETS = [(12, 16), (24, 32), (36, 48), (48, 64)]  # offered SMOTE sizes (w, h), kept to the recipe's range
 
 st.title("Oversampling")
@@ -33,10 +31,10 @@ def smote_sizes() -> list[tuple[int, int]]:
 
 
 c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
-method = recipe_choice("sampling", "method", "Method", METHOD_NAMES, where=c1)
-target = recipe_slider("sampling", "target", "Target (each class up to this share of the largest)", 0.05, where=c2)
-k = recipe_slider("sampling", "k_neighbors", "k neighbours", 1, where=c3, disabled=method != "smote")
-size = c4.selectbox("SMOTE image size", smote_sizes(), format_func=lambda wh: f"{wh[0]}x{wh[1]}",
+method = recipe_choice("sampling", "method", where=c1)
+target = recipe_slider("sampling", "target", where=c2)
+k = recipe_slider("sampling", "k_neighbors", where=c3, disabled=method != "smote")
+size = c4.selectbox(recipe_param("sampling", "smote_size").label, smote_sizes(), format_func=lambda wh: f"{wh[0]}x{wh[1]}",
                     key=init_widget(widget_key("sampling", "smote_size"), tuple(current("sampling", "smote_size"))),
                     disabled=method != "smote")
 update_recipe("sampling", method=method, target=target, k_neighbors=int(k), smote_size=tuple(size))

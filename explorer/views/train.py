@@ -12,30 +12,31 @@ import torch
 
 from core import launch
 from core.dataset import REPORTED_CORRECTIONS
-from core.losses import LOSSES
-from core.mixing import MIXES
-from core.models import MODELS
+from core.devices import resolve_device
 from core.paths import eval_dir_beside
 from core.runs import metrics_frame
-from core.training import OPTIMIZERS, SCHEDULERS, TrainConfig, resolve_device
-from core.training.config import device_defaults, with_device_defaults
+from core.training.config import PARAMS, TrainConfig, device_defaults, train_argv, with_device_defaults
 from explorer import report
 from explorer.data import loaded, runs_dir
 from explorer.lr_finder import show_lr_finder
 from explorer.recipe_state import get_recipe, init_widget, recipe_json
+from explorer.widgets import param_widget
 
 # The CLI's defaults are the page's, with the device's model, epochs, batch size and lr filled in
 # as the trainer would (smallcnn on a CPU, a pretrained resnet18 on a GPU).
-DEFAULTS = with_device_defaults(TrainConfig(), resolve_device("auto"))
-DEVICE_DEFAULTS = device_defaults(resolve_device("auto"))  # what applies here, and why
+KIND = resolve_device("auto").type
+DEFAULTS = with_device_defaults(TrainConfig(), KIND)
+DEVICE_DEFAULTS = device_defaults(KIND)  # what applies here, and why
 GPUS = torch.cuda.device_count()
-LOSS_NAMES = {"ce": "Cross-entropy", "focal": "Focal", "label_smoothing": "Label smoothing", "f1": "Soft F1"}
-OPTIMIZER_NAMES = {"sgd": "SGD (momentum 0.9)", "adam": "Adam", "adamw": "AdamW"}
-MIX_NAMES = {"none": "None", "mixup": "Mixup (blend two images)", "cutmix": "CutMix (a box from another image)",
-             "cutmix-vertical": "CutMix vertical (left or right half from another image)"}
-SCHEDULER_NAMES = {"none": "Constant", "step": "Step (÷10 every third of the epochs)",
-                   "cosine": "Cosine with warm-up", "plateau": "Reduce on plateau (val macro F1)"}
 REFRESH_S = 1.5  # seconds between progress refreshes while a run is live
+MAIN = ("model", "loss", "optimizer", "scheduler")  # one row of choices
+NUMBERS = ("lr", "epochs", "batch_size", "accum_steps", "folds")  # one row of numbers
+TRICKS = ("old_age", "mix", "mix_prob", "tensorboard")  # competition tricks, off by default
+
+
+def field(name: str, where=st, **kwargs):
+    """The widget of TrainConfig field ``name``: label, help, bounds and choices from its rule."""
+    return param_widget(PARAMS[name], f"t.{name}", getattr(DEFAULTS, name), where=where, **kwargs)
 
 
 def recipe_summary() -> None:
@@ -58,63 +59,29 @@ def recipe_summary() -> None:
 
 
 def settings() -> dict:
-    """The training settings widgets; defaults from TrainConfig."""
-    def choice(col, label: str, options, names: dict, field: str, **kwargs):
-        return col.selectbox(label, options, format_func=lambda k: names.get(k, k),
-                             key=init_widget(f"t.{field}", getattr(DEFAULTS, field)), **kwargs)
-
+    """The training settings widgets; defaults from TrainConfig (and the device's)."""
     st.caption(f"Defaults for this machine: **{DEFAULTS.model}**, {DEFAULTS.epochs} epochs, batch "
-               f"{DEFAULTS.batch_size}, learning rate {DEFAULTS.lr:g}. Why: {DEVICE_DEFAULTS['why']}.")
-    c = st.columns(4)
-    values = {
-        "model": choice(c[0], "Model", MODELS, {}, "model",
-                        help="smallcnn trains from scratch in minutes on a CPU; torchvision backbones start "
-                             "from ImageNet weights (the torch hub cache or a download), else from scratch, "
-                             "and the run's log says which. From the command line: --model timm/NAME too."),
-        "loss": choice(c[1], "Loss", LOSSES, LOSS_NAMES, "loss"),
-        "optimizer": choice(c[2], "Optimizer", OPTIMIZERS, OPTIMIZER_NAMES, "optimizer"),
-        "scheduler": choice(c[3], "Scheduler", SCHEDULERS, SCHEDULER_NAMES, "scheduler"),
-    }
-    c = st.columns(5)
-    values["lr"] = c[0].number_input("Learning rate", min_value=1e-6, max_value=1.0, step=1e-4, format="%.5f",
-                                     key=init_widget("t.lr", float(DEFAULTS.lr)))
-    values["epochs"] = c[1].number_input("Epochs", 1, 500, key=init_widget("t.epochs", DEFAULTS.epochs))
-    values["batch_size"] = c[2].number_input("Batch size", 1, 1024,
-                                             key=init_widget("t.batch_size", DEFAULTS.batch_size))
-    values["accum_steps"] = c[3].number_input("Accumulation steps", 1, 64,
-                                              key=init_widget("t.accum_steps", DEFAULTS.accum_steps),
-                                              help="One optimiser step per this many batches (a larger "
-                                                   "effective batch without more memory).")
-    values["folds"] = c[4].number_input("Folds", 0, 10, key=init_widget("t.folds", DEFAULTS.folds),
-                                        help=f"0: one person-level split ({DEFAULTS.val_ratio:.0%} of the persons "
-                                             "held out). K >= 2: K models on person-level folds, scored out of fold.")
-    values.update(tricks(choice))
+               f"{DEFAULTS.batch_size}, learning rate {DEFAULTS.lr:g}. Why: {DEVICE_DEFAULTS['why']}. "
+               "From the command line: --model timm/NAME too.")
+    values = {name: field(name, col) for name, col in zip(MAIN, st.columns(len(MAIN)))}
+    values.update({name: field(name, col) for name, col in zip(NUMBERS, st.columns(len(NUMBERS)))})
+    values.update(tricks())
     if GPUS > 1:  # several GPUs: one DDP process per GPU (torchrun), the batch size is per process
-        values["nproc"] = st.number_input(
-            "Processes (GPUs)", 1, GPUS, key=init_widget("t.nproc", 1),
-            help=f"{GPUS} GPUs are visible. N > 1 trains one model with DistributedDataParallel on N GPUs "
-                 "(torchrun); each takes the batch size above, so one step sees N x batch x accumulation images.")
+        values["nproc"] = field("nproc", max_value=GPUS,
+                                help=f"{GPUS} GPUs are visible. {PARAMS['nproc'].help}; one step sees N x batch x "
+                                     "accumulation images.")
     return values
 
 
-def tricks(choice) -> dict:
+def tricks() -> dict:
     """Competition tricks, each off by default (README "Competition tricks, measured": what each gave on the demo)."""
     values = {}
     with st.expander("Competition tricks: age boundary, batch mixing, TensorBoard (off by default)"):
-        c = st.columns(4)
-        values["old_age"] = c[0].number_input(
-            "Train 60+ from age", 1, 120, key=init_widget("t.old_age", DEFAULTS.old_age),
-            help="Persons aged N or older are trained as the 60+ group (the top teams used 58); validation and "
-                 "every score keep the true labels. Competition classes only.")
-        values["mix"] = choice(c[1], "Batch mixing", MIXES, MIX_NAMES, "mix",
-                               help="Mixes images within a batch; the loss takes the mixed targets.")
-        values["mix_prob"] = c[2].slider("Share of batches mixed", 0.0, 1.0, step=0.05,
-                                         key=init_widget("t.mix_prob", float(DEFAULTS.mix_prob)),
-                                         disabled=values["mix"] == "none")
-        values["tensorboard"] = c[3].checkbox(
-            "TensorBoard log", key=init_widget("t.tensorboard", DEFAULTS.tensorboard),
-            help="Also logs loss, macro F1, learning rate and the confusion matrix per epoch to RUN/tb: "
-                 "`tensorboard --logdir runs`.")
+        c = st.columns(len(TRICKS))
+        values["old_age"] = field("old_age", c[0])
+        values["mix"] = field("mix", c[1])
+        values["mix_prob"] = field("mix_prob", c[2], slider=True, disabled=values["mix"] == "none")
+        values["tensorboard"] = field("tensorboard", c[3])
     return values
 
 
@@ -154,7 +121,7 @@ def config(values: dict, data_root: str | None, runs) -> TrainConfig:
     if corrections == str(REPORTED_CORRECTIONS):
         corrections = "reported"
     return TrainConfig(data=data_root or "", out=str(runs), corrections=corrections,
-                       **{k: (float(v) if k == "lr" else v) for k, v in values.items()})
+                       **{k: PARAMS[k].check(v, k) for k, v in values.items()})
 
 
 def start(cfg: TrainConfig, runs) -> None:
@@ -222,7 +189,7 @@ if st.button("Train & evaluate", key="t.start", type="primary", disabled=data_ro
 st.caption(f"Runs go to `{runs}` (set MASKLAB_RUNS for another folder). The button runs the command below in "
            "the background; a page reload does not stop it.")
 with st.expander("Command for these settings (with the recipe saved as recipe.json)"):
-    st.code(launch.command_line(launch.train_argv(dataclasses.replace(cfg, recipe="recipe.json"))),
+    st.code(launch.command_line(train_argv(dataclasses.replace(cfg, recipe="recipe.json"), short=True)),
             language="bash", wrap_lines=True)
 
 st.divider()

@@ -1,84 +1,87 @@
 """``python -m core train | lr-find | label-issues``: the commands that train.
 
-The train flags are generated from TrainConfig's field metadata (core.training.config), so
-they are defined once. ``train --nproc N`` starts torchrun (core.training.distributed).
+The train flags are generated from the rules on TrainConfig's fields (core.training.config),
+so they are defined once. ``train --nproc N`` starts torchrun (core.training.distributed).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from core.cli_util import progress_bar
+from core import rulebook as rb
+from core.cli.util import progress_bar
 from core.errors import UserError
+from core.rules import Param, add_flag
+from core.training.config import FLAG_FIELDS, PARAMS, RESUME_FLAGS, TrainConfig, train_argv, train_flags
+
+LABEL_ISSUE_TRAIN_FLAGS = ("recipe", "model", "epochs", "batch_size", "lr", "seed", "device", "workers", "corrections")
 
 
-def add_commands(sub, wanted=lambda name: True) -> None:
-    """The train, lr-find and label-issues subcommands; flags only for those ``wanted``."""
+def register(sub) -> None:
+    """The train, lr-find and label-issues subcommands."""
     t = sub.add_parser("train", help="train a model on a dataset with a recipe; writes a run directory")
     t.set_defaults(func=cmd_train)
-    if wanted("train"):
-        _add_train_flags(t)
-        t.add_argument("--resume", help="run directory to continue from its last.pt (only --device, --workers "
-                                        "and --nproc may be given with it)")
+    _add_train_flags(t)
+    add_flag(t, "resume", Param(rb.RUN_DIR, "run directory to continue from its last.pt (only --device, --workers "
+                                "and --nproc may be given with it)"))
 
     lr = sub.add_parser("lr-find", help="sweep the learning rate over a few hundred training steps; suggest one")
     lr.set_defaults(func=cmd_lr_find)
-    if wanted("lr-find"):
-        _add_train_flags(lr)
-        lr.add_argument("--steps", type=int, default=None,
-                        help="optimiser steps in the sweep (default: 5 epochs' worth, between 20 and 300)")
-        lr.add_argument("--lr-start", type=float, default=1e-7, help="first learning rate (default: 1e-7)")
-        lr.add_argument("--lr-end", type=float, default=10.0, help="last learning rate (default: 10)")
-        lr.add_argument("--save", default=None, help="folder for lr_find.csv/.json/.png (default: OUT/lr-find/<time>)")
+    _add_train_flags(lr)
+    add_flag(lr, "steps", rb.LR_STEPS)
+    add_flag(lr, "lr_start", rb.LR_START, default=rb.LR_START.default)
+    add_flag(lr, "lr_end", rb.LR_END, default=rb.LR_END.default)
+    add_flag(lr, "save", Param(rb.OUT_DIR, "folder for lr_find.csv/.json/.png (default: OUT/lr-find/<time>)"))
 
     li = sub.add_parser("label-issues", help="rank the training labels a K-fold run's out-of-fold predictions "
                                              "contradict (cleanlab); persons and images")
     li.set_defaults(func=cmd_label_issues)
-    if wanted("label-issues"):
-        li.add_argument("--data", required=True, help="competition train folder (or one folder per class)")
-        li.add_argument("--run", default=None, help="a finished run with --folds K >= 2 on --data (default: train one)")
-        li.add_argument("--folds", type=int, default=None, help="folds of the run trained without --run (default: 3)")
-        li.add_argument("--out", default="suspects.csv",
-                        help="ranked persons (rank,path,person,field,given,suggested,value,score,flagged,stems); "
-                             "the ranked images go beside it as <name>_images.csv")
-        li.add_argument("--runs", default="runs", help="folder for the run trained without --run")
-        li.add_argument("--truth", default=None,
-                        help="a demo's label_noise.csv: report the recall of its planted persons in the top 3x")
-        li.add_argument("--show", type=int, default=10, help="suspects printed (default: 10)")
-        _add_label_issue_flags(li)
+    add_flag(li, "data", Param(rb.DATA_DIR, "competition train folder (or one folder per class)"), required=True)
+    add_flag(li, "run", Param(rb.RUN_DIR, "a finished run with --folds K >= 2 on --data (default: train one)"))
+    add_flag(li, "folds", Param(rb.FINDER_FOLDS.rule, rb.FINDER_FOLDS.help, default=rb.FINDER_FOLDS.default))
+    add_flag(li, "out", Param(rb.OUT_CSV, "ranked persons (rank,path,person,field,given,suggested,value,score,"
+                              "flagged,stems); the ranked images go beside it as <name>_images.csv"),
+             default="suspects.csv", shown_default="suspects.csv")
+    add_flag(li, "runs", Param(rb.OUT_DIR, "folder for the run trained without --run"), default="runs",
+             shown_default="runs")
+    add_flag(li, "truth", Param(rb.CSV_FILE, "a demo's label_noise.csv: report the recall of its planted persons "
+                                "in the top 3x"))
+    add_flag(li, "show", rb.SHOW, default=rb.SHOW.default)
+    for name in LABEL_ISSUE_TRAIN_FLAGS:
+        p = PARAMS[name]
+        add_flag(li, name, Param(p.rule, p.help + " (for the run trained without --run)"), shown_default=None)
 
 
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, with the help, type and default its metadata gives
-    (core.training.config.opt): the flags are defined once, there."""
-    from core.training.config import TrainConfig, flag_name, train_flags
-
-    default = TrainConfig()
-    for name, meta in train_flags():
-        value = getattr(default, name)
-        shown = f" (default: {value})" if value not in (None, "") and meta["type"] is not bool else ""
-        if meta["type"] is bool:
-            shown = f" (default: {'on' if value else 'off'})"
-            parser.add_argument(flag_name(name), action=argparse.BooleanOptionalAction, default=None,
-                                help=meta["help"] + shown)
-        else:
-            parser.add_argument(flag_name(name), type=meta["type"], default=None, help=meta["help"] + shown)
+    """One flag per TrainConfig field, with the help, type and rule its Param gives: the flags
+    are defined once, on the field. Omitted flags parse as None (the config's default)."""
+    for name, p in train_flags():
+        add_flag(parser, name, p)
 
 
-def _terminal_callbacks():
-    """Train callbacks that draw progress on stderr (core itself never prints)."""
+def _given(args) -> dict:
+    return {k: getattr(args, k) for k in FLAG_FIELDS if getattr(args, k, None) is not None}
+
+
+def _terminal_callbacks(first: str | None = None):
+    """Train callbacks that draw progress on stderr (core itself never prints); ``first`` is
+    printed before the trainer's first message, once the settings and the dataset were accepted."""
     from core.training import Callbacks
 
     class Terminal(Callbacks):
         def __init__(self):
-            self.bar = None
+            self.bar, self.first = None, first
 
         def on_message(self, text):
+            if self.first:
+                print(self.first, file=sys.stderr)
+                self.first = None
             print(text, file=sys.stderr)
 
         def on_cache_progress(self, done, total):
@@ -99,10 +102,9 @@ def _terminal_callbacks():
 
 def cmd_train(args) -> int:
     from core.runs import read_status
-    from core.training import TrainConfig, train
-    from core.training.config import FLAG_FIELDS, RESUME_FLAGS
+    from core.training import train
 
-    given = {k: getattr(args, k) for k in FLAG_FIELDS if getattr(args, k) is not None}
+    given = _given(args)
     if args.resume:
         extra = sorted(set(given) - set(RESUME_FLAGS))
         if extra:
@@ -115,7 +117,7 @@ def cmd_train(args) -> int:
     else:
         nproc = given.get("nproc", 1)
     if nproc > 1 and "RANK" not in os.environ:
-        return _torchrun(nproc, TrainConfig(**given), args.argv)
+        return _torchrun(nproc, TrainConfig(**given))
     run_dir = train(TrainConfig(**given), callbacks=[_terminal_callbacks()])
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 reports
@@ -141,21 +143,17 @@ def _resumed_nproc(run: str, asked: int | None) -> int:
     return stored
 
 
-def _torchrun(nproc: int, cfg, argv: list[str]) -> int:
-    """Start ``nproc`` copies of this command under torchrun (PyTorch's own launcher) on this
-    machine; the same flags, without --nproc (each copy finds its rank in the environment)."""
+def _torchrun(nproc: int, cfg: TrainConfig) -> int:
+    """Start ``nproc`` copies of this training under torchrun (PyTorch's own launcher) on this
+    machine: the same settings, from the one argv builder, without --nproc (each copy finds
+    its rank in the environment)."""
     from core.training.config import validate_config
 
-    if not cfg.resume:
+    if cfg.resume:
+        rest = ["train", "--resume", str(cfg.resume), "--device", cfg.device, "--workers", str(cfg.workers)]
+    else:
         validate_config(cfg)  # bad input: one line and status 2 here, not N tracebacks from the copies
-    rest, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            rest.append(a)
+        rest = train_argv(dataclasses.replace(cfg, nproc=1), short=True)[3:]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "core", *rest]
     print("starting: " + " ".join(["torchrun", *command[3:]]), file=sys.stderr)
@@ -167,11 +165,9 @@ def _torchrun(nproc: int, cfg, argv: list[str]) -> int:
 
 
 def cmd_lr_find(args) -> int:
-    from core.training import TrainConfig
-    from core.training.config import FLAG_FIELDS
     from core.training.lr_find import describe, lr_find, write_sweep
 
-    given = {k: getattr(args, k) for k in FLAG_FIELDS if getattr(args, k) is not None}
+    given = _given(args)
     if "data" not in given:
         raise UserError("lr-find: --data is required (the dataset folder)")
     cfg = TrainConfig(**given)
@@ -195,9 +191,10 @@ def cmd_label_issues(args) -> int:
     run = args.run
     if run is None:
         settings = {k: getattr(args, k) for k in LABEL_ISSUE_TRAIN_FLAGS}
-        cfg = finder_config(args.data, 3 if args.folds is None else args.folds, out=args.runs, **settings)
-        print(f"training a {cfg.folds}-fold run for out-of-fold predictions of every image", file=sys.stderr)
-        run = train(cfg, callbacks=[_terminal_callbacks()])
+        cfg = finder_config(args.data, rb.FINDER_FOLDS.default if args.folds is None else args.folds, out=args.runs,
+                            **settings)
+        run = train(cfg, callbacks=[_terminal_callbacks(
+            first=f"training a {cfg.folds}-fold run for out-of-fold predictions of every image")])
         status = read_status(run)
         if status.get("state") != "done":
             raise UserError(f"{run}: the training did not finish ({status.get('message', 'stopped')}); "
@@ -223,16 +220,3 @@ def cmd_label_issues(args) -> int:
               f"(recall {r['recall']:.2f}; right field for {r['field_right']})"
               + (f"; missed: {', '.join(r['missed'])}" if r["missed"] else ""))
     return 0
-
-
-LABEL_ISSUE_TRAIN_FLAGS = ("recipe", "model", "epochs", "batch_size", "lr", "seed", "device", "workers", "corrections")
-
-
-def _add_label_issue_flags(parser: argparse.ArgumentParser) -> None:
-    """The train settings the finder's own K-fold run takes, with TrainConfig's help (said once there)."""
-    from core.training.config import flag_name, train_flags
-
-    for name, meta in train_flags():
-        if name in LABEL_ISSUE_TRAIN_FLAGS:
-            parser.add_argument(flag_name(name), type=meta["type"], default=None,
-                                help=meta["help"] + " (for the run trained without --run)")

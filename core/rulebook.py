@@ -1,0 +1,115 @@
+"""The rule book's shared entries: every choice list, bound and CSV schema that more than one
+place reads, declared once in the vocabulary of :mod:`core.rules`.
+
+Fields of the recipe and of TrainConfig declare their own rules where they are defined
+(core/recipe.py, core/training/config.py) and take the shared ones from here. The command
+line, the CSV readers, the app's widgets and the sweep's search space all read these objects;
+nothing restates a bound or a list of choices. This module imports no torch, so the choices
+can be read (``python -m core --help``, the app's first page) without loading it.
+"""
+
+from __future__ import annotations
+
+from core import labels
+from core.rules import NAME, CsvSchema, Depends, Interval, Options, Param, PathRule, Text
+
+# ----------------------------------------------------------------------------- choices
+
+TORCHVISION_MODELS = ("resnet18", "resnet50", "resnext50_32x4d", "densenet121", "vgg16_bn", "efficientnet_b0")
+TIMM_PREFIX = "timm/"
+MODEL = Options(("smallcnn", *TORCHVISION_MODELS),
+                also=Text(max_len=120, pattern=r"timm/[A-Za-z0-9_.\-]+", what="timm/NAME for any timm model"))
+HEAD = Options(("auto", "flat", "factorized"), labels={
+    "auto": "auto (factorized for the 18 competition classes, else flat)", "flat": "flat (one 18-way layer)",
+    "factorized": "factorized (mask + gender + age logits)"})
+LOSS = Options(("ce", "focal", "label_smoothing", "f1"), labels={
+    "ce": "Cross-entropy", "focal": "Focal", "label_smoothing": "Label smoothing", "f1": "Soft F1"})
+OPTIMIZER = Options(("sgd", "adam", "adamw"), labels={"sgd": "SGD (momentum 0.9)", "adam": "Adam", "adamw": "AdamW"})
+SCHEDULER = Options(("none", "step", "cosine", "plateau"), labels={
+    "none": "Constant", "step": "Step (÷10 every third of the epochs)", "cosine": "Cosine with warm-up",
+    "plateau": "Reduce on plateau (val macro F1)"})
+MIX = Options(("none", "mixup", "cutmix", "cutmix-vertical"), labels={
+    "none": "None", "mixup": "Mixup (blend two images)", "cutmix": "CutMix (a box from another image)",
+    "cutmix-vertical": "CutMix vertical (left or right half from another image)"})
+DEVICE = Options(("auto", "cpu", "cuda"))
+WEIGHTS = Options(("auto", "imagenet", "none"), also=PathRule(kind="file", what="weights"))
+TTA = Options(("auto", "none", "flip"), labels={
+    "auto": "auto (flip when the run's recipe flips)", "none": "none", "flip": "flip (mirror average)"})
+EMBED = Options(("pca", "tsne"), labels={"pca": "PCA", "tsne": "t-SNE"})
+
+CROP_MODE = Options(("none", "fixed", "face"), labels={
+    "none": "Whole frame", "fixed": "Fixed box", "face": "Each image's face"})
+EQUALIZE = Options(("none", "hist", "clahe"), labels={
+    "none": "None", "hist": "Histogram equalisation", "clahe": "CLAHE (adaptive)"})
+SAMPLING = Options(("none", "random", "smote", "weighted"), labels={
+    "none": "None", "random": "Random oversampling", "smote": "SMOTE",
+    "weighted": "Weighted epochs (class-weighted draws)"})
+
+# ----------------------------------------------------------------------------- shared params
+
+SEED = Param(Interval(int, 0, 2**32 - 1), "seeds splits, initialisation, epoch order and augmentation",
+             "Seed", 0)
+WORKERS = Param(Interval(int, 0, 1024), "processes preparing images (0: every usable core)", "Workers", 0)
+BATCH_SIZE = Param(Interval(int, 1, 4096), "images per batch and per process", "Batch size", None, optional=True)
+FOLDS = Param(Interval(int, 0, 20), "K >= 2: train K models on person-level folds (0 or 1: one split)", "Folds", 0)
+EPOCHS = Param(Interval(int, 1, 1000), "epochs", "Epochs", None, optional=True)
+DATA_DIR = PathRule(kind="dir", what="dataset", hint="python -m core demo --out demo_data writes a demo")
+RUN_DIR = PathRule(kind="dir", what="run")
+OUT_DIR = PathRule(kind="dir", exists=False, create=True, what="output")
+OUT_CSV = PathRule(kind="file", exists=False, create=True, suffixes=(".csv",), what="CSV")
+CSV_FILE = PathRule(kind="file", suffixes=(".csv",), what="CSV")
+RECIPE_FILE = PathRule(kind="file", suffixes=(".json",), what="recipe")
+RECIPE_SAVE = PathRule(kind="file", exists=False, suffixes=(".json",), what="recipe")
+CORRECTIONS_FILE = PathRule(kind="file", suffixes=(".csv",), what="corrections CSV")
+CORRECTIONS_SAVE = PathRule(kind="file", exists=False, suffixes=(".csv",), what="corrections CSV")
+EVAL_DIR = PathRule(kind="dir", what="eval")
+CORRECTIONS = Options(("reported",), also=CORRECTIONS_FILE)
+CORRECTIONS_HELP = "label-corrections CSV (person,field,value), or 'reported' for the shipped list"
+
+# The suggested crop (core.faces.suggest_crop): the mean face box grown by k standard deviations.
+CROP_SPREAD = Param(Interval(float, 0.0, 3.0), "each edge of the mean face box moves out by k times its own spread "
+                    "over the dataset", "Suggested crop: mean face box ± k standard deviations", 1.0, step=0.1)
+
+# The demo dataset (python -m core demo, and the app's "create the demo" button).
+DEMO_PEOPLE = Param(Interval(int, 1, 100_000), "train persons (270 = a tenth of the real data; 2700 = full "
+                    "scale)", "People (7 photos each)", 270)
+DEMO_EVAL_PEOPLE = Param(Interval(int, 0, 100_000), "eval persons (default: 30% of --people)", "Eval people",
+                         None, optional=True)
+LABEL_NOISE = Param(Interval(float, 0.0, 0.5), "share of train persons given a wrong label on purpose: swapped "
+                    "normal/incorrect_mask photos, wrong gender or age group; the truth goes to OUT/label_noise.csv "
+                    "and OUT/label_noise_corrections.csv (a --corrections file)", "Label noise", 0.0)
+
+# predict and the label-issue finder
+TTA_PARAM = Param(TTA, "test-time augmentation: flip averages each image's softmax with its mirror's; none uses "
+                  "the image alone; auto is flip for a run whose recipe flips in training (its labels do not change "
+                  "in a mirror) and none otherwise", "Test-time augmentation", "auto")
+PREDICT_BATCH = Param(Interval(int, 1, 4096), "images per forward pass", "Batch size", 128)
+FINDER_FOLDS = Param(Interval(int, 2, 20), "folds of the run the finder trains (out-of-fold predictions of every "
+                     "image)", "Folds", 3)
+SHOW = Param(Interval(int, 0, 100_000), "rows printed", "Shown", 10)
+LR_STEPS = Param(Interval(int, 5, 100_000), "optimiser steps in the sweep (default: 5 epochs' worth, between 20 "
+                 "and 300)", "Steps", None, optional=True)
+LR_START = Param(Interval(float, 0.0, 10.0, closed="right", log=True), "first learning rate of the sweep",
+                 "From", 1e-7)
+LR_END = Param(Interval(float, 0.0, 100.0, closed="right", log=True), "last learning rate of the sweep", "To", 10.0)
+
+# ----------------------------------------------------------------------------- CSV schemas
+
+AGE = Interval(int, 0, 120)
+PERSON_ID = Text(max_len=64, pattern=r"[^_/\\\s]+", what="a person id (no _, /, \\ or spaces)")
+GENDER = Options(tuple(labels.GENDER_CODES))
+CLASS = Interval(int, 0, labels.NUM_CLASSES - 1)
+SWAP = Options(tuple(f"{a}:{b}" for a in labels.STEM_TO_MASK for b in labels.STEM_TO_MASK
+                     if labels.STEM_TO_MASK[a] != labels.STEM_TO_MASK[b]))
+CORRECTION_FIELD = Options(("gender", "age", "race", "swap"))
+DATASETS_FIX = "see the README's Datasets section for the layout"
+
+TRAIN_CSV = CsvSchema("train.csv", {"id": PERSON_ID, "gender": GENDER, "race": Text(max_len=64), "age": AGE,
+                                    "path": NAME}, fix=DATASETS_FIX)
+INFO_CSV = CsvSchema("info.csv", {"ImageID": NAME, "ans": Text(max_len=64, nonempty=False)}, fix=DATASETS_FIX)
+ANSWERS_CSV = CsvSchema("answers", {"ImageID": NAME, "ans": CLASS},
+                        fix="a submission and gt.csv have the columns ImageID,ans with ans a class 0-17")
+CORRECTIONS_CSV = CsvSchema("corrections", {
+    "person": PERSON_ID, "field": CORRECTION_FIELD,
+    "value": Depends("field", {"gender": GENDER, "age": AGE, "race": Text(max_len=64), "swap": SWAP})},
+    rows_required=False, fix="see the README's Datasets section for corrections")
