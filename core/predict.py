@@ -31,7 +31,7 @@ from core.fileio import atomic_path
 from core.images import check_image
 from core.inference import predict_logits
 from core.labels import CLASS_NAMES, IMAGE_EXTENSIONS
-from core.metrics import accuracy, macro_f1, per_class_report
+from core.metrics import accuracy, macro_f1, per_class_report, task_f1
 from core.models import new_model
 from core.recipe import Recipe
 from core.runs import checkpoint_paths, load_checkpoint, read_config
@@ -226,7 +226,8 @@ def _read_answers(path: Path) -> pd.DataFrame:
 
 
 def evaluate(pred_csv: str | Path, gt_csv: str | Path) -> dict:
-    """accuracy, macro F1 and a per-class table of a submission against the true answers."""
+    """accuracy, macro F1, each task's macro F1 (task_f1: mask, gender, age; core.metrics.task_f1)
+    and a per-class table of a submission against the true answers."""
     pred_path, gt_path = Path(pred_csv), Path(gt_csv)
     pred, gt = _read_answers(pred_path), _read_answers(gt_path)
     if len(pred) != len(gt):
@@ -240,4 +241,4 @@ def evaluate(pred_csv: str | Path, gt_csv: str | Path) -> dict:
     y_true, y_pred = gt["ans"].astype(int).to_numpy(), pred["ans"].astype(int).to_numpy()
     report = per_class_report(y_true, y_pred, list(CLASS_NAMES))
     return {"images": int(len(gt)), "accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred),
-            "per_class": report}
+            "task_f1": task_f1(y_true, y_pred), "per_class": report}

@@ -45,12 +45,15 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from core.metrics import TASKS
     from core.predict import evaluate
 
     result = evaluate(args.pred, args.gt)
-    print(f"images:   {result['images']}")
-    print(f"accuracy: {result['accuracy']:.4f}")
-    print(f"macro F1: {result['macro_f1']:.4f}")
+    print(f"images:    {result['images']}")
+    print(f"accuracy:  {result['accuracy']:.4f}")
+    print(f"macro F1:  {result['macro_f1']:.4f}")
+    for task in TASKS:  # each over its own values, from the same 18-class answers
+        print(f"{task + ' F1:':<10} {result['task_f1'][task]:.4f}")
     table = result["per_class"]
     table = table[(table["support"] > 0) | (table["predicted"] > 0)]
     width = max(len(n) for n in table["name"])

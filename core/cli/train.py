@@ -124,9 +124,13 @@ def cmd_train(args) -> int:
     status = read_status(run_dir)
     print(f"run: {run_dir}")
     if status.get("state") == "done":
+        from core.metrics import TASKS_ABSENT, task_f1_text
+
         result = status.get("result", {})
-        print(f"{result.get('scope', 'validation')} macro F1: {result.get('macro_f1', float('nan')):.4f}  "
+        scope = result.get("scope", "validation")
+        print(f"{scope} macro F1: {result.get('macro_f1', float('nan')):.4f}  "
               f"accuracy: {result.get('accuracy', float('nan')):.4f}")
+        print(f"{scope} {task_f1_text(result['task_f1'])}" if "task_f1" in result else TASKS_ABSENT)
         return 0
     print(status.get("message", "stopped"))
     return 0

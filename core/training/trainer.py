@@ -349,6 +349,7 @@ class Trainer:
         self.writer.write_csv("confusion_matrix.csv", conf.rename_axis("true \\ pred"), index=True)
         self.writer.write_csv("per_class_report.csv", per_class_report(y, pred, names))
         summary = {"macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"],
+                   **({"task_f1": metrics["task_f1"]} if "task_f1" in metrics else {}),  # competition classes only
                    "scope": "out-of-fold" if self.cfg.folds >= 2 else "validation",
                    "images": int(len(table)), "best_epochs": best_epochs,
                    "train_seconds": round(time.monotonic() - self._t0, 1)}
