@@ -5,7 +5,9 @@ that "wins" once may not win at all. This script trains the same configuration o
 seed (``python -m core train``, any train flags passed through), predicts the demo's eval
 set with each run (``core.predict.predict``, the run's own recipe and test-time mirror
 choice) and scores it against the true answers (``core.predict.evaluate``). It prints each
-seed's macro F1, accuracy and train time, then the mean, min and max of macro F1.
+seed's macro F1, accuracy, F1 by task (mask, gender, age: each a macro F1 over the task's own
+values, from the same 18-class answers) and train time, then the mean, min and max of each
+task's F1 and, last, of macro F1.
 
 The eval set is a demo with 540 eval persons (3,780 images; the default demo has 81) and
 the default 270 training persons: the demo is seeded, so its training persons are the same
@@ -15,7 +17,7 @@ as the default demo's. It is written once into --demo and reused.
     python bench/bench_quality.py --seeds 0 1 2 -- --old-age 58     # any train flags after --
     python bench/bench_quality.py --epochs 30 --loss focal          # (or mixed in directly)
 
-Target (DESIGN.md, "Targets"): default one-click training, macro F1 >= 0.95 on demo eval (mean of
+Target: default one-click training, macro F1 >= 0.95 on demo eval (mean of
 3 seeds, eval-540), <= 5 min, from scratch.
 """
 
@@ -30,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from core.metrics import TASKS, task_f1_text  # noqa: E402 (after the path line above)
 
 EVAL_PEOPLE = 540
 TRAIN_PEOPLE = 270
@@ -90,15 +94,18 @@ def main() -> None:
     eval_images = sum(1 for _ in (demo / "eval" / "gt.csv").open()) - 1
     print(f"configuration: train {' '.join(flags) or '(defaults)'}")
     print(f"data: {demo} ({eval_images} eval images)")
-    f1s = []
+    f1s, tasks = [], {task: [] for task in TASKS}
     for seed in args.seeds:
         run, seconds = train_run(demo, seed, args.out, flags, args.out / f"train-seed{seed}.log")
         result = score_run(run, demo)
         f1s.append(result["macro_f1"])
+        for task in TASKS:
+            tasks[task].append(result["task_f1"][task])
         print(f"seed {seed}: eval macro F1 {result['macro_f1']:.4f}  accuracy {result['accuracy']:.4f}  "
-              f"train {seconds:.0f} s  run {run}", flush=True)
-    print(f"macro F1 over {len(f1s)} seed(s): mean {statistics.fmean(f1s):.4f}  min {min(f1s):.4f}  "
-          f"max {max(f1s):.4f}")
+              f"{task_f1_text(result['task_f1'])}  train {seconds:.0f} s  run {run}", flush=True)
+    for name, values in [*((f"{task} F1", tasks[task]) for task in TASKS), ("macro F1", f1s)]:  # macro F1 last
+        print(f"{name} over {len(values)} seed(s): mean {statistics.fmean(values):.4f}  min {min(values):.4f}  "
+              f"max {max(values):.4f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""bench/bench_quality.py end to end on a tiny demo: one line per seed, then mean, min and max."""
+"""bench/bench_quality.py end to end on a tiny demo: one line per seed (macro F1, accuracy, F1 by
+task), then mean, min and max of each task's F1 and of macro F1."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from core.predict import evaluate
 from helpers_train import tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_LINE = re.compile(r"^seed (\d+): eval macro F1 ([\d.]+)  accuracy ([\d.]+)  train (\d+) s  run (\S+)$")
+SEED_LINE = re.compile(r"^seed (\d+): eval macro F1 ([\d.]+)  accuracy ([\d.]+)  "
+                       r"F1 by task: mask ([\d.]+)  gender ([\d.]+)  age ([\d.]+)  train (\d+) s  run (\S+)$")
 SUMMARY = re.compile(r"^macro F1 over (\d+) seed\(s\): mean ([\d.]+)  min ([\d.]+)  max ([\d.]+)$")
+TASK_SUMMARY = re.compile(r"^(mask|gender|age) F1 over (\d+) seed\(s\): mean ([\d.]+)  min ([\d.]+)  max ([\d.]+)$")
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
@@ -39,8 +43,18 @@ def test_two_seeds_are_trained_scored_and_summarised(base):
     seeds = [SEED_LINE.match(line) for line in lines if line.startswith("seed ")]
     assert [int(m.group(1)) for m in seeds] == [0, 1]
     f1s = [float(m.group(2)) for m in seeds]
-    runs = {Path(m.group(5)) for m in seeds}
-    assert len(runs) == 2 and all((r / "eval_submission.csv").is_file() for r in runs)
+    runs = [Path(m.group(8)) for m in seeds]
+    assert len(set(runs)) == 2 and all((r / "eval_submission.csv").is_file() for r in runs)
+    gt = base / "demo" / "eval" / "gt.csv"
+    for m, run in zip(seeds, runs):  # each seed's task scores are evaluate's, to the printed digit
+        scored = evaluate(run / "eval_submission.csv", gt)["task_f1"]
+        assert [float(m.group(g)) for g in (4, 5, 6)] == [round(scored[t], 4) for t in ("mask", "gender", "age")]
+    tasks = [TASK_SUMMARY.match(line) for line in lines[-4:-1]]
+    assert [t.group(1) for t in tasks] == ["mask", "gender", "age"] and {t.group(2) for t in tasks} == {"2"}
+    for t, group in zip(tasks, (4, 5, 6)):
+        per_seed = [float(m.group(group)) for m in seeds]
+        assert float(t.group(3)) == pytest.approx(sum(per_seed) / 2, abs=1e-4)
+        assert (float(t.group(4)), float(t.group(5))) == (min(per_seed), max(per_seed))
     summary = SUMMARY.match(lines[-1])
     assert summary and summary.group(1) == "2"
     assert float(summary.group(2)) == pytest.approx(sum(f1s) / 2, abs=1e-4)
