@@ -35,7 +35,7 @@ import pandas as pd
 
 from core.cores import pool_size
 from core.errors import UserError
-from core.faces import cached_faces, dataset_key
+from core.faces import cached_faces, dataset_key, with_person_fallback
 from core.fileio import atomic_path, atomic_write, entry_key, locked, remove_file, remove_unlocked_temporaries
 from core.paths import cache_dir
 from core.preprocess import preprocess_path
@@ -189,9 +189,11 @@ def build_cache(df: pd.DataFrame, recipe: Recipe, faces: pd.DataFrame | None = N
                 workers: int | None = None) -> np.ndarray:
     """(N, H, W, 3) uint8 images of ``df["path"]`` preprocessed with ``recipe``, memory-mapped.
 
-    Face crops use ``faces`` (path,x,y,w,h); when it is None they are looked up with
-    :func:`core.faces.cached_faces`. Images that cannot be decoded become zeros and are
-    reported through ``log``. ``workers`` defaults to every usable core for large sets.
+    Face crops use ``faces`` (path,x,y,w,h,source); when it is None they are looked up with
+    :func:`core.faces.cached_faces` and the recipe's ``crop.detector``. Either way a photo
+    without a face of its own takes its person's box (:func:`core.faces.with_person_fallback`).
+    Images that cannot be decoded become zeros and are reported through ``log``. ``workers``
+    defaults to every usable core for large sets.
     Raises UserError, before any work, when the cache cannot fit under the cap or on the disk.
     """
     paths = [str(p) for p in df["path"]]
@@ -199,7 +201,8 @@ def build_cache(df: pd.DataFrame, recipe: Recipe, faces: pd.DataFrame | None = N
     need = check_fits(len(paths), recipe)
     boxes = None
     if recipe.crop.mode == "face":
-        boxes = face_boxes(paths, faces if faces is not None else cached_faces(paths, workers=workers))
+        table = faces if faces is not None else cached_faces(paths, recipe.crop.detector, workers=workers)
+        boxes = face_boxes(paths, with_person_fallback(table, df))
     final = cache_path(cache_key(paths, recipe, boxes))
     shape = (len(paths), h, w, 3)
     arr = _finished(final, shape, paths, log)

@@ -1,106 +1,79 @@
-"""Face boxes: OpenCV's Haar frontal-face cascade, run once per dataset and cached on disk.
+"""The face table: one row per image, detected once per dataset and detector, cached on disk.
 
-The table has one row per image with ``path,x,y,w,h`` in original-image pixels; the box
-fields are empty (NaN) where no face was found. Masks hide much of a face from the cascade,
-so detection rates are reported per mask state.
+Columns (:data:`FACE_COLUMNS`): ``path``, the box ``x,y,w,h`` in original-image pixels,
+``source`` (the detector that found the face: ``mtcnn`` or ``haar``; ``person`` for a box
+borrowed from the same person's other photos; ``none``), MTCNN's ``confidence`` and its five
+landmarks (``left_eye_x`` ... ``mouth_right_y``). Box, confidence and landmarks are NaN where a
+source does not give them. The detectors themselves live in :mod:`core.detectors`.
+
+Two kinds of table:
+
+* :func:`cached_faces` - what the detector found in each file (source = detector or none);
+* :func:`face_table` - the same with the person fallback (:func:`with_person_fallback`): a
+  competition person's seven photos are one sitting, so a photo without a face of its own gets
+  the median box of the same person's detected photos. The "each image's face" crop uses it.
+
+The heatmap, the suggested crop and the detection rates read detected boxes only.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-import threading
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable
 
-import cv2
 import numpy as np
 import pandas as pd
 
+from core import rulebook as rb
 from core.cores import pool_size
+from core.detectors import BOX_COLUMNS, CHAINS, LANDMARK_COLUMNS, LANDMARKS, ROW_COLUMNS, detect_one, init_worker
 from core.fileio import atomic_path, locked, remove_unlocked_temporaries
 from core.paths import cache_dir
 
-FACE_COLUMNS = ["path", "x", "y", "w", "h"]
-CASCADE = "haarcascade_frontalface_default.xml"
-# Two passes over reduced decodes (JPEG's DCT scaling makes them several times cheaper than
-# a full decode): a quarter-size image first, then, only where that found nothing, the
-# half-size image, where a face has four times the pixels. Boxes are scaled back to original
-# pixels. Each setting below was chosen by timing it against the one before on the demo data
-# (bench/bench_faces.py; numbers in the README): together they cut the full-scale scan by a
-# seventh and find as many faces.
-PASSES = ((cv2.IMREAD_REDUCED_GRAYSCALE_4, 4), (cv2.IMREAD_REDUCED_GRAYSCALE_2, 2))
-WINDOW = 24  # the frontal-face cascade's training window, the smallest box it can report
-# The quarter-size pass starts at 27 px, skipping the pyramid's two finest (and costliest)
-# levels, 24 and 26.4 px; faces that small are left to the half-size pass.
-QUARTER_MIN_FACE = 27
-# On the half-size pass, faces narrower than a fifth of the short side are not searched for:
-# they are not the subject of the photo, and skipping them skips the costliest levels.
-MIN_FACE_FRACTION = 5
-# Overlapping detections a box needs to count. The coarse pass accepts 4, so it keeps more of
-# the half-hidden masked faces and fewer images pay for the finer pass.
-NEIGHBORS = {4: 4, 2: 5}
+FACE_COLUMNS = ["path", *ROW_COLUMNS]
+DETECTED = ("mtcnn", "haar")  # sources that are a face found in the image itself
+SOURCES = (*DETECTED, "person", "none")  # every source, in the order reports list them
+DEFAULT_DETECTOR = rb.DEFAULT_DETECTOR
 
 PARALLEL_MIN = 64  # below this many images, worker start-up costs more than it saves
 CHUNK = 32  # images per worker task
 
-# One cascade per thread: app sessions are threads of one process, and a classifier is not
-# documented as safe to share between threads that detect at the same time.
-_local = threading.local()
+Progress = Callable[[int, int], None]
 
 
-def _cascade() -> cv2.CascadeClassifier:
-    detector = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
-    if detector.empty():
-        raise RuntimeError(f"cannot load {CASCADE} from {cv2.data.haarcascades}")
-    return detector
-
-
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
-    _local.detector = _cascade()
-
-
-def detect_one(path: str) -> tuple[float, float, float, float]:
-    """The largest face in one image as (x, y, w, h) pixels, or NaNs where none was found."""
-    detector = getattr(_local, "detector", None)
-    if detector is None:
-        detector = _local.detector = _cascade()
-    for flag, scale in PASSES:
-        gray = cv2.imread(path, flag)
-        if gray is None:
-            return (np.nan,) * 4
-        smallest = max(WINDOW, min(gray.shape) // MIN_FACE_FRACTION) if scale == 2 else QUARTER_MIN_FACE
-        boxes = detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=NEIGHBORS[scale],
-                                           minSize=(smallest, smallest))
-        if len(boxes):
-            x, y, w, h = max(boxes, key=lambda b: b[2] * b[3])
-            return tuple(float(v * scale) for v in (x, y, w, h))
-    return (np.nan,) * 4
-
-
-def detect_faces(paths: Iterable[str], progress: Callable[[int, int], None] | None = None,
+def detect_faces(paths: Iterable[str], detector: str = DEFAULT_DETECTOR, progress: Progress | None = None,
                  workers: int | None = None) -> pd.DataFrame:
-    """Run the cascade over ``paths`` in ``workers`` processes (default: every usable core)."""
+    """Run ``detector`` over ``paths`` in ``workers`` processes (default: every usable core)."""
     paths = [str(p) for p in paths]
     workers = pool_size(len(paths), workers, PARALLEL_MIN, CHUNK)
+    one = functools.partial(detect_one, detector=detector)
     results = []
     if workers == 1:
         for i, p in enumerate(paths):
-            results.append(detect_one(p))
+            results.append(one(p))
             if progress and (i % 16 == 0 or i == len(paths) - 1):
                 progress(i + 1, len(paths))
     else:
         # spawn, not fork: forking a threaded process (Streamlit, AppTest) can copy a held
-        # lock into the child and deadlock it.
-        with get_context("spawn").Pool(workers, _init_worker) as pool:
-            for i, box in enumerate(pool.imap(detect_one, paths, chunksize=CHUNK)):
-                results.append(box)
+        # lock into the child and deadlock it. Each worker builds its own detectors.
+        with get_context("spawn").Pool(workers, init_worker) as pool:
+            for i, row in enumerate(pool.imap(one, paths, chunksize=CHUNK)):
+                results.append(row)
                 if progress and (i % 32 == 0 or i == len(paths) - 1):
                     progress(i + 1, len(paths))
-    table = pd.DataFrame(results, columns=["x", "y", "w", "h"], dtype=float)
+    table = pd.DataFrame(results, columns=ROW_COLUMNS)
     table.insert(0, "path", paths)
+    return _typed(table)
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    numeric = [c for c in FACE_COLUMNS if c not in ("path", "source")]
+    table = table.astype({c: float for c in numeric})
+    table["source"] = table["source"].fillna("none").astype(str)
     return table
 
 
@@ -113,72 +86,142 @@ def dataset_key(paths: list[str]) -> str:
     return h.hexdigest()[:20]
 
 
-# Part of the cache file's name: bump it when detect_one changes, so that tables computed
-# the old way are not reused. 2: the quarter-size first pass. 3: its 27 px start, 4 neighbours
-# and the half-size pass's fifth-of-the-short-side floor.
-DETECTOR_VERSION = 3
+# Part of the cache file's name, with the detector's: bump it when core.detectors changes, so
+# that tables computed the old way are not reused. 2: the quarter-size first pass. 3: its 27 px
+# start, 4 neighbours and the half-size pass's floor. 4: MTCNN, sources, landmarks, Haar boxes
+# in MTCNN's convention.
+DETECTOR_VERSION = 4
 
 
-def _cache_file(paths: list[str]) -> Path:
-    return cache_dir("faces") / f"{dataset_key(paths)}-v{DETECTOR_VERSION}.csv"
+def _cache_file(paths: list[str], detector: str = DEFAULT_DETECTOR) -> Path:
+    return cache_dir("faces") / f"{dataset_key(paths)}-{detector}-v{DETECTOR_VERSION}.csv"
 
 
-def is_cached(paths: Iterable[str]) -> bool:
-    """True when the face table for exactly these files is already on disk."""
-    return _cache_file([str(p) for p in paths]).is_file()
+def is_cached(paths: Iterable[str], detector: str = DEFAULT_DETECTOR) -> bool:
+    """True when ``detector``'s face table for exactly these files is already on disk."""
+    return _cache_file([str(p) for p in paths], detector).is_file()
 
 
-def cached_faces(paths: Iterable[str], progress: Callable[[int, int], None] | None = None,
+def cached_faces(paths: Iterable[str], detector: str = DEFAULT_DETECTOR, progress: Progress | None = None,
                  workers: int | None = None) -> pd.DataFrame:
-    """Face table for these images, computed once and then read from the on-disk cache.
+    """``detector``'s face table for these images (no fallback), computed once, then read from disk.
 
     Sessions and processes asking for the same table at once compute it once: the others
-    wait for the first and read its file.
+    wait for the first and read its file. A combination ("both") whose detectors' own tables
+    are already on disk is put together from them, without detecting again.
     """
     paths = [str(p) for p in paths]
-    cache = _cache_file(paths)
+    cache = _cache_file(paths, detector)
     table = _read_table(cache)
     if table is None:
         with locked(cache):
             table = _read_table(cache)
             if table is None:
                 remove_unlocked_temporaries(cache.parent, own=cache)  # leftovers of killed scans
-                table = detect_faces(paths, progress, workers)
+                table = _combined(paths, detector)
+                if table is None:
+                    table = detect_faces(paths, detector, progress, workers)
+                    progress = None  # it has reported every image
                 with atomic_path(cache) as tmp:
                     table.to_csv(tmp, index=False)
-                return table
     if progress:
         progress(len(table), len(table))
+    table.attrs["detector"] = detector  # which detector's table this is (the app keys lookups by it)
     return table
+
+
+def _combined(paths: list[str], detector: str) -> pd.DataFrame | None:
+    """A chain's table from its detectors' cached tables (each row from the first that found a face)."""
+    chain = CHAINS[detector]
+    if len(chain) < 2:
+        return None
+    parts = [_read_table(_cache_file(paths, name)) for name in chain]
+    if any(p is None for p in parts):
+        return None
+    table = parts[0].set_index("path")
+    for later in parts[1:]:
+        later = later.set_index("path").reindex(table.index)
+        missing = (table["source"] == "none").to_numpy()
+        table.loc[missing, ROW_COLUMNS] = later.loc[missing, ROW_COLUMNS].to_numpy()
+    return _typed(table.reset_index())
 
 
 def _read_table(cache: Path) -> pd.DataFrame | None:
     """The cached table (its file touched, so the cache cap evicts it last), or None."""
     try:
-        table = pd.read_csv(cache, dtype={"path": str})
+        table = pd.read_csv(cache, dtype={"path": str, "source": str}, keep_default_na=False,
+                            na_values={c: [""] for c in FACE_COLUMNS if c not in ("path", "source")})
     except FileNotFoundError:  # not computed yet, or just evicted
         return None
     try:
         os.utime(cache)
     except OSError:  # read-only or already evicted: the table in hand is still good
         pass
+    return _typed(table)
+
+
+# ----------------------------------------------------------------------------- person fallback
+
+def sittings(index: pd.DataFrame) -> pd.Series:
+    """Each row's sitting (its person id), or "" where the layout has none.
+
+    Only the competition's train layout has persons (a folder per person whose name gives the
+    id and gender); an eval set has none, and a folder-per-class dataset's "person" is the image
+    itself, so neither ever borrows a box from another photo.
+    """
+    if "person" not in index or "gender" not in index:
+        return pd.Series("", index=index.index)
+    person = index["person"].astype(str)
+    return person.where((person != "") & (index["gender"] >= 0) & ~person.str.contains("/", regex=False), "")
+
+
+def with_person_fallback(table: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
+    """``table`` where each photo without a detected face gets the median detected box of the
+    same person's photos (source ``person``; no confidence or landmarks). Rows of persons with
+    no detected photo, and of datasets without persons, stay ``none``. Idempotent."""
+    table = table.copy()
+    who = table["path"].map(dict(zip(index["path"].astype(str), sittings(index))))
+    who = who.fillna("")
+    found = table["source"].isin(DETECTED) & (who != "")
+    medians = table.loc[found, BOX_COLUMNS].groupby(who[found]).median()
+    empty = (table["source"] == "none") & who.isin(medians.index)
+    if empty.any():
+        table.loc[empty, BOX_COLUMNS] = medians.loc[who[empty]].to_numpy()
+        table.loc[empty, "source"] = "person"
     return table
 
 
+def face_table(index: pd.DataFrame, detector: str = DEFAULT_DETECTOR, progress: Progress | None = None,
+               workers: int | None = None) -> pd.DataFrame:
+    """The face table of ``index``'s images with the person fallback (see the module's doc)."""
+    return with_person_fallback(cached_faces(index["path"], detector, progress, workers), index)
+
+
 def write_faces_csv(table: pd.DataFrame, out: str | Path) -> Path:
-    """The CLI's faces.csv: path,x,y,w,h with whole pixels and empty fields where no face."""
+    """The CLI's faces.csv: :data:`FACE_COLUMNS`, whole pixels, empty fields where a source gives none."""
     out = Path(out)
+    pixels = [*BOX_COLUMNS, *LANDMARK_COLUMNS]
+    shown = table[FACE_COLUMNS].copy()
+    shown[pixels] = shown[pixels].round(0).astype("Int64")
+    shown["confidence"] = shown["confidence"].round(4)
     with atomic_path(out) as tmp:
-        table.round(0).astype({c: "Int64" for c in ["x", "y", "w", "h"]}).to_csv(tmp, index=False)
+        shown.to_csv(tmp, index=False)
     return out
 
 
 # ----------------------------------------------------------------------------- statistics
 
+def detected(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a face found in the image itself (not borrowed from the person)."""
+    if "source" not in table:
+        return table.dropna(subset=["x"])
+    return table[table["source"].isin(DETECTED)]
+
+
 def normalized(faces: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
-    """Face boxes as fractions of each image's width/height (rows without a face dropped)."""
+    """Detected face boxes as fractions of each image's width/height (fallback and empty rows dropped)."""
     sizes = index.set_index("path")[["width", "height"]]
-    t = faces.dropna().join(sizes, on="path")
+    t = detected(faces)[["path", *BOX_COLUMNS]].dropna().join(sizes, on="path")
     return pd.DataFrame({"x": t.x / t.width, "y": t.y / t.height, "w": t.w / t.width, "h": t.h / t.height})
 
 
@@ -220,12 +263,60 @@ def coverage_heatmap(norm: pd.DataFrame, grid: tuple[int, int] = (48, 64)) -> np
 
 
 def detection_rates(faces: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
-    """Share of images with a face found: overall and per mask state (where the layout has one)."""
-    t = index[["path", "mask_name"]].merge(faces[["path", "x"]], on="path", how="left")
-    t["found"] = t["x"].notna()
+    """Share of images with a face of their own found: overall and per mask state (where the
+    layout has one). Boxes borrowed from the person do not count."""
+    found = set(detected(faces)["path"])
+    t = index[["path", "mask_name"]].copy()
+    t["found"] = t["path"].isin(found)
     overall = pd.DataFrame({"group": ["all"], "images": [len(t)], "rate": [t["found"].mean()]})
     if (t["mask_name"] != "").any():
         per = t.groupby("mask_name")["found"].agg(["size", "mean"]).reset_index()
         per.columns = ["group", "images", "rate"]
         overall = pd.concat([overall, per], ignore_index=True)
     return overall
+
+
+def rates_by_detector(tables: dict[str, pd.DataFrame], index: pd.DataFrame) -> pd.DataFrame:
+    """Long table detector, group, images, rate: :func:`detection_rates` of each detector's table."""
+    parts = [detection_rates(t, index).assign(detector=name) for name, t in tables.items()]
+    return pd.concat(parts, ignore_index=True)[["detector", "group", "images", "rate"]]
+
+
+def source_shares(table: pd.DataFrame) -> pd.DataFrame:
+    """source, images, share of every source in :data:`SOURCES` order (all listed, zeros kept)."""
+    counts = table["source"].value_counts().reindex(list(SOURCES), fill_value=0)
+    return pd.DataFrame({"source": counts.index, "images": counts.to_numpy(),
+                         "share": counts.to_numpy() / max(len(table), 1)})
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of (N, 4) x, y, w, h boxes row by row (0 where either is NaN)."""
+    x0, y0 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+    x1 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
+    y1 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(inter / union, nan=0.0)
+
+
+AGREE_IOU = 0.5  # the same face: Haar (converted) and MTCNN boxes overlap 0.85 (median, 1,246 demo photos)
+
+
+def disagreements(first: pd.DataFrame, second: pd.DataFrame, names: tuple[str, str]) -> pd.DataFrame:
+    """Rows (path, kind) where two detectors' tables disagree: a face found by only one of them
+    (kind "only <name>") or found by both in different places (kind "different place")."""
+    a = first.set_index("path")
+    b = second.set_index("path").reindex(a.index)
+    found_a, found_b = a["source"].isin(DETECTED), b["source"].isin(DETECTED)
+    iou = box_iou(a[BOX_COLUMNS].to_numpy(float), b[BOX_COLUMNS].to_numpy(float))
+    kind = np.select([found_a & ~found_b, found_b & ~found_a, found_a & found_b & (iou < AGREE_IOU)],
+                     [f"only {names[0]}", f"only {names[1]}", "different place"], "")
+    out = pd.DataFrame({"path": a.index, "kind": kind})
+    return out[out["kind"] != ""].reset_index(drop=True)
+
+
+def landmark_points(row) -> list[tuple[float, float]]:
+    """(x, y) pixels of a table row's five landmarks, left eye first; [] where the source gives none."""
+    points = [(float(row[f"{name}_x"]), float(row[f"{name}_y"])) for name in LANDMARKS]
+    return [] if any(np.isnan(v) for point in points for v in point) else points

@@ -19,7 +19,7 @@ from typing import Any
 
 from core.errors import RecipeError
 from core.fileio import atomic_write
-from core.rulebook import CROP_MODE, EQUALIZE, SAMPLING
+from core.rulebook import CROP_MODE, DEFAULT_DETECTOR, DETECTOR, EQUALIZE, SAMPLING
 from core.rules import Boolean, Interval, ListOf, param, params_of
 
 UNIT = Interval(float, 0.0, 1.0)
@@ -39,6 +39,9 @@ class Crop:
     face_margin: float = param(0.5, Interval(float, 0.0, 3.0), "face mode: how much to grow the face box on each "
                                "side, as a fraction of its size", "Face margin (grow each side by this fraction of "
                                "the face)", step=0.05)
+    detector: str = param(DEFAULT_DETECTOR, DETECTOR, "face mode, the heatmap and the suggested crop: which "
+                          "detector finds the faces; both = MTCNN, then Haar where MTCNN finds none (the most "
+                          "faces found, masked ones included: see docs/faces.md)", "Face detector")
 
 
 @dataclass

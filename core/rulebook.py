@@ -11,7 +11,7 @@ can be read (``python -m core --help``, the app's first page) without loading it
 from __future__ import annotations
 
 from core import labels
-from core.rules import NAME, CsvSchema, Depends, Interval, Options, Param, PathRule, Text
+from core.rules import NAME, Boolean, CsvSchema, Depends, Interval, Options, Param, PathRule, Text
 
 # ----------------------------------------------------------------------------- choices
 
@@ -39,6 +39,11 @@ EMBED = Options(("pca", "tsne"), labels={"pca": "PCA", "tsne": "t-SNE"})
 
 CROP_MODE = Options(("none", "fixed", "face"), labels={
     "none": "Whole frame", "fixed": "Fixed box", "face": "Each image's face"})
+# The face detector (core.detectors.CHAINS): both = MTCNN, then Haar where MTCNN found nothing.
+DETECTOR = Options(("haar", "mtcnn", "both"), labels={
+    "haar": "Haar cascade (OpenCV)", "mtcnn": "MTCNN (sees masked faces)",
+    "both": "MTCNN, then Haar where it finds none"})
+DEFAULT_DETECTOR = "both"  # the most faces found at the scan's cost target (docs/faces.md)
 EQUALIZE = Options(("none", "hist", "clahe"), labels={
     "none": "None", "hist": "Histogram equalisation", "clahe": "CLAHE (adaptive)"})
 SAMPLING = Options(("none", "random", "smote", "weighted"), labels={
@@ -69,6 +74,9 @@ CORRECTIONS_HELP = "label-corrections CSV (person,field,value), or 'reported' fo
 # The suggested crop (core.faces.suggest_crop): the mean face box grown by k standard deviations.
 CROP_SPREAD = Param(Interval(float, 0.0, 3.0), "each edge of the mean face box moves out by k times its own spread "
                     "over the dataset", "Suggested crop: mean face box ± k standard deviations", 1.0, step=0.1)
+# The Faces page: MTCNN's five points drawn over the photos.
+FACE_LANDMARKS = Param(Boolean(), "draw MTCNN's five landmarks (eyes, nose, mouth corners) over the photos",
+                       "Show landmarks", True)
 
 # The demo dataset (python -m core demo, and the app's "create the demo" button).
 DEMO_PEOPLE = Param(Interval(int, 1, 100_000), "train persons (270 = a tenth of the real data; 2700 = full "
