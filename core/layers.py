@@ -17,7 +17,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "pipeline": ("recipe", "preprocess", "augment", "cache", "sampling", "mixing"),
     "modeling": ("models", "weights", "losses", "inference"),
     "training": ("runs", "training"),
-    "after training": ("predict", "label_issues", "explain", "launch"),
+    "after training": ("predict", "label_issues", "explain", "launch", "sweep", "sweep_space", "sweep_workers"),
     "interface": ("cli", "__main__", "__init__"),
 }
 

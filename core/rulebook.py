@@ -101,6 +101,30 @@ LR_START = Param(Interval(float, 0.0, 10.0, closed="right", log=True), "first le
                  "From", 1e-7)
 LR_END = Param(Interval(float, 0.0, 100.0, closed="right", log=True), "last learning rate of the sweep", "To", 10.0)
 
+# python -m core sweep (core.sweep): one Optuna study, one training run per trial
+SWEEP_DIR = Param(OUT_DIR, "sweep folder: study.log (the study), best.json, runs/ (one run per trial)",
+                  "Sweep folder")
+SWEEP_TRIALS = Param(Interval(int, 1, 100_000), "trials this command adds to the study, across all its workers "
+                     "(running it again adds as many more)", "Trials", 20)
+SWEEP_WORKERS = Param(Interval(int, 1, 1024), "worker processes on this machine, each running trials (one per GPU "
+                      "where there are several; the CPU cores are shared out)", "Worker processes", 1)
+SWEEP_SPACE = Param(PathRule(kind="file", suffixes=(".json",), what="search space"), "search space JSON (field -> "
+                    "low/high/log/step, choices or value; replaces the default space; see docs/sweep.md)",
+                    "Search space")
+SWEEP_STORAGE = Param(Text(max_len=1000, pattern=r"(postgresql|mysql|sqlite)(\+[A-Za-z0-9_]+)?://\S*",
+                           what="a database URL (postgresql://USER:PASSWORD@HOST/DB, mysql://..., sqlite:///FILE)"),
+                      "the study's database for several machines (default: the journal file SWEEP_DIR/study.log)",
+                      "Storage")
+SWEEP_STUDY = Param(Text(max_len=120, pattern=r"[A-Za-z0-9_.\-]+", what="a study name (letters, digits, _ . -)"),
+                    "study name: commands with the same storage and name add to one study", "Study", "sweep")
+SWEEP_PRUNER = Param(Options(("median", "none"), labels={
+    "median": "Median (stop a trial whose epoch score is below the median of earlier trials at that epoch)",
+    "none": "None (every trial runs all its epochs)"}), "stop unpromising trials early", "Pruner", "median")
+PRUNE_STARTUP = Param(Interval(int, 0, 10_000), "median pruner: complete trials before any trial is pruned",
+                      "Trials before pruning", 4)
+PRUNE_WARMUP = Param(Interval(int, 0, 10_000), "median pruner: epochs each trial runs before it may be pruned",
+                     "Epochs before pruning", 3)
+
 # ----------------------------------------------------------------------------- CSV schemas
 
 AGE = Interval(int, 0, 120)
