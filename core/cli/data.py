@@ -6,6 +6,7 @@ from pathlib import Path
 
 from core import rulebook as rb
 from core.cli.util import corrections_arg, progress_bar
+from core.recipe import recipe_params
 from core.rules import Param, add_flag
 
 
@@ -25,9 +26,11 @@ def register(sub) -> None:
     add_flag(i, "corrections", Param(rb.CORRECTIONS, rb.CORRECTIONS_HELP))
     i.set_defaults(func=cmd_info)
 
-    f = sub.add_parser("faces", help="detect faces (Haar cascade), cached; write path,x,y,w,h")
+    f = sub.add_parser("faces", help="detect faces (MTCNN and/or Haar), cached; write path,x,y,w,h,source, "
+                       "confidence and landmarks")
     add_flag(f, "data", Param(rb.DATA_DIR, "dataset folder"), required=True)
     add_flag(f, "out", Param(rb.OUT_CSV, "the face table to write"), default="faces.csv", shown_default="faces.csv")
+    add_flag(f, "detector", recipe_params()["crop.detector"], default=rb.DEFAULT_DETECTOR)
     add_flag(f, "workers", rb.WORKERS)
     f.set_defaults(func=cmd_faces)
 
@@ -77,13 +80,15 @@ def cmd_info(args) -> int:
 
 def cmd_faces(args) -> int:
     from core.dataset import scan
-    from core.faces import cached_faces, detection_rates, write_faces_csv
+    from core.faces import detection_rates, face_table, source_shares, write_faces_csv
 
     ds = scan(args.data)
-    table = cached_faces(ds.df["path"], progress=progress_bar("faces"), workers=args.workers)
+    table = face_table(ds.df, args.detector, progress=progress_bar("faces"), workers=args.workers)
     out = write_faces_csv(table, args.out)
     rates = detection_rates(table, ds.df)
-    print(f"wrote {len(table)} rows to {out}")
+    print(f"wrote {len(table)} rows to {out} (detector: {args.detector})")
     for r in rates.itertuples():
         print(f"  faces found ({r.group}): {r.rate:.1%} of {r.images}")
+    for r in source_shares(table).itertuples():
+        print(f"  boxed by {r.source}: {r.share:.1%} ({r.images})")
     return 0
