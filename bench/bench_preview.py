@@ -3,7 +3,7 @@
     python bench/bench_preview.py --data demo_data/train
     python bench/bench_preview.py                 # generates a small demo in a temp folder
 
-Targets (DESIGN.md): crop + enhance of one 384x512 image <= 20 ms; preview rerun after a
+Targets (the README's Benchmarks table): crop + enhance of one 384x512 image <= 20 ms; preview rerun after a
 slider move <= 300 ms.
 
 1. ``core.preprocess.preprocess`` on a decoded 384x512 photo with a fixed-box crop and every

@@ -265,12 +265,16 @@ def suspects_of(run: str | Path, data: str | Path | None = None) -> tuple[pd.Dat
 # ----------------------------------------------------------------------------- reviewing
 
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:
-    if not path.is_file():
+    """The corrections (or dismissed) CSV's rows, read under the corrections schema's column
+    rules; a missing file is an empty table, a foreign or damaged one a UserError naming it."""
+    from core.rulebook import CORRECTIONS_CSV
+    from core.rules import CsvSchema
+
+    if not path.exists():
         return pd.DataFrame(columns=columns)
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if list(table.columns[:len(columns)]) != columns:
-        raise UserError(f"{path}: expected the columns {', '.join(columns)}; choose another file")
-    return table[columns]
+    schema = CsvSchema(CORRECTIONS_CSV.what, {c: CORRECTIONS_CSV.columns[c] for c in columns}, rows_required=False,
+                       fix="choose another corrections file")
+    return schema.read(path)[columns]
 
 
 def accept(corrections_csv: str | Path, person: str, field: str, value: str) -> Path:

@@ -84,7 +84,7 @@ class FactorizedHead(nn.Module):
 class SmallCNN(nn.Module):
     """Eight conv-BN-ReLU layers, 24-48-96-192 channels, each stage opened by a stride-2 conv.
 
-    About 70M multiply-adds for a 96x96 input (resnet18 at 96x128: ~450M) and 0.5M
+    About 70M multiply-adds for a 96x96 input (resnet18 at 96x128: ~450M) and 0.66M
     parameters, so it trains from scratch in minutes on a laptop CPU.
     """
 
@@ -286,6 +286,22 @@ def _imagenet_model(name: str, num_classes: int, head: str) -> tuple[nn.Module, 
         raise no_weights(name)
     model = new_model(name, num_classes, head)
     return model, _torchvision_imagenet(model, name)
+
+
+def resolve_weights(name: str, num_classes: int, weights: str = "auto", head: str = "flat") -> tuple[str, str]:
+    """(what a fresh model of a run starts from: "imagenet", "none" or a file; one line saying so),
+    decided before any other work: ImageNet weights are found in the cache or fetched now (so an
+    offline ``imagenet`` fails in seconds, and ``auto`` says up front that it trains from
+    scratch), and a weights file is checked to fit the model."""
+    if weights in ("auto", "imagenet"):
+        try:
+            return "imagenet", _imagenet_model(name, num_classes, head)[1]
+        except WeightsUnavailable as exc:
+            if weights == "imagenet":
+                raise
+            return "none", exc.fallback_message
+    model, note = build_model(name, num_classes, weights, head)
+    return weights, note
 
 
 def build_model(name: str, num_classes: int, weights: str = "auto", head: str = "flat") -> tuple[nn.Module, str]:

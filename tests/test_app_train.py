@@ -11,6 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import launch
+from core.predict import evaluate
+from core.runs import submission_path
 from core.recipe import Recipe
 from helpers_train import make_folders
 from tests.apptest import app_env, assert_clean, open_app, runs, tiny  # noqa: F401 - fixtures
@@ -72,7 +74,9 @@ def test_train_page_runs_in_the_background_and_shows_results(tiny, runs):
     table = next(d.value for d in at.dataframe if "macro F1" in d.value.columns)
     assert list(table[""]) == ["final epoch", "best epoch"]
     assert float(last) == pytest.approx(table.loc[0, "macro F1"], abs=1e-4)  # metrics.jsonl's last epoch
-    assert 0.0 <= float(best) <= 1.0
+    run_dir = Path(launch.current(runs).run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert float(best) == pytest.approx(summary["macro_f1"], abs=1e-4)  # the best checkpoint's score
     assert "best epoch 1, picked on validation" in [c.value for c in at.caption]
     assert "epoch 1, nothing picked on it" in [c.value for c in at.caption]
     assert at.selectbox(key="t.res.cell_true").options[0] == "0 · Wear · Male · <30"  # the confusion cell picker
@@ -84,8 +88,9 @@ def test_train_page_runs_in_the_background_and_shows_results(tiny, runs):
     assert_clean(at)
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download submission.csv" in labels
-    assert 0.0 <= float(metric(at, "Eval macro F1")) <= 1.0  # eval/gt.csv scored
-    assert 0.0 <= float(metric(at, "Eval accuracy")) <= 1.0
+    scored = evaluate(submission_path(run_dir, tiny / "eval"), tiny / "eval" / "gt.csv")  # eval/gt.csv scored
+    assert float(metric(at, "Eval macro F1")) == pytest.approx(scored["macro_f1"], abs=1e-4)
+    assert float(metric(at, "Eval accuracy")) == pytest.approx(scored["accuracy"], abs=1e-4)
 
     # The Runs page lists the run and draws its curves.
     at.switch_page("views/runs.py").run()

@@ -129,3 +129,18 @@ def test_predict_and_evaluate_bad_input(capsys, run, paths, tmp_path):
     bad.write_text("ImageID,ans\nx.jpg,1\n")
     err = _one_line_error(capsys, "evaluate", "--pred", bad, "--gt", paths["eval"] / "gt.csv")
     assert "bad.csv" in err and "rows" in err
+
+
+@pytest.mark.parametrize("model", ["smallcnn", "resnet18", "timm/resnet18"])
+def test_one_model_of_each_family_trains_one_epoch_from_the_cli(paths, tmp_path, model):
+    """smallcnn, a torchvision backbone and a timm backbone each train through the CLI; a timm
+    name's slash does not end up in the run folder's name."""
+    done = _cli("train", "--data", paths["train"], "--recipe", paths["recipe"], "--model", model, "--weights", "none",
+                "--epochs", 1, "--batch-size", 16, "--out", tmp_path, "--workers", 1)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = Path(next(l for l in done.stdout.splitlines() if l.startswith("run: ")).removeprefix("run: "))
+    assert run.parent == tmp_path and f"-{model.replace('/', '-')}-" in run.name
+    assert json.loads((run / "status.json").read_text())["state"] == "done"
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["model"] == model and (run / "best.pt").is_file()
+    assert f"{model}: training from scratch (weights=none)" in (run / "train.log").read_text()

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from core import demo
 from core.demo import person as demo_person
@@ -158,7 +158,7 @@ def test_ages_far_from_30_but_dense_just_below_60():
     under30 = ages[ages < 30]
     assert np.isin(under30, range(19, 27)).mean() > 0.7
     middle = ages[(ages >= 30) & (ages < 60)]
-    # DESIGN.md: the 59/60 boundary is hard to learn, so people sit just below it (what
+    # docs/data.md: the 59/60 boundary is hard to learn, so people sit just below it (what
     # --old-age 57-59 relabels), and the oldest age is 60.
     assert 0.10 <= np.isin(middle, [57, 58, 59]).mean() <= 0.25
     assert set(ages[ages >= 60]) == {60}
@@ -192,7 +192,7 @@ def test_appledouble_traps_and_mixed_extensions(made):
         data = f.read_bytes()
         assert data[:4] == b"\x00\x05\x16\x07"
         assert (f.parent / f.name[2:]).is_file()  # beside the real image it shadows
-        with pytest.raises(Exception):
+        with pytest.raises(UnidentifiedImageError):
             Image.open(f).load()
         assert cv2.imread(str(f)) is None
     exts = Counter(f.suffix for f in (out / "train" / "images").rglob("*")

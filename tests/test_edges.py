@@ -79,7 +79,8 @@ MISSING = "/nonexistent-masklab/folder"
 BASE = {"demo": ["--out", "/dev/null/demo", "--people", "0"], "info": ["--data", MISSING],
         "faces": ["--data", MISSING],
         "predict": ["--run", MISSING, "--data", MISSING], "evaluate": ["--pred", MISSING, "--gt", MISSING],
-        "train": ["--data", MISSING], "lr-find": ["--data", MISSING], "label-issues": ["--data", MISSING]}
+        "train": ["--data", MISSING], "lr-find": ["--data", MISSING], "label-issues": ["--data", MISSING],
+        "sweep": ["--data", MISSING, "--out", "/dev/null/sweep"]}
 
 
 def test_every_typed_flag_is_fuzzed():

@@ -113,10 +113,18 @@ def test_a_second_launch_is_refused_and_stop_stops_after_a_batch(data, tmp_path,
 
 
 def test_stop_while_starting_ends_the_process(data, tmp_path, started):
+    """A gate holds the launched interpreter at start-up (a sitecustomize that waits for a file
+    never created), so the launch is certainly still starting when Stop is pressed: no race."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "sitecustomize.py").write_text(f"import os, time\nwhile not os.path.exists({str(gate / 'open')!r}):\n"
+                                           "    time.sleep(0.05)\n")
     out = tmp_path / "runs"
-    record = launch.start(tiny(data, out), RECIPE)
+    env = {**os.environ, "PYTHONPATH": str(gate)}
+    record = launch.start(tiny(data, out), RECIPE, env=env)
     started.append(record)
-    assert launch.poll(record).state == "starting"  # still importing torch
+    time.sleep(1.0)  # time enough to have made a run directory, were it not held
+    assert launch.poll(record).state == "starting" and not any(out.glob("*/status.json"))
     launch.stop(record)
     now = wait(record, lambda s: not s.live, timeout=30)
     assert now.state == "stopped" and "before training began" in now.message

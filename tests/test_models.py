@@ -46,7 +46,7 @@ def offline(monkeypatch, tmp_path):
 
 @pytest.fixture
 def hf_cache(monkeypatch, tmp_path):
-    constants = pytest.importorskip("huggingface_hub.constants")
+    import huggingface_hub.constants as constants  # timm requires it, so it is always there
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     return tmp_path / "hf"
 
@@ -189,7 +189,6 @@ TIMM_REPO = "timm/test_efficientnet.r160_in1k"  # where its default pretrained w
 @pytest.mark.parametrize("name", [TIMM_MODEL, "timm/resnet18"])
 @pytest.mark.parametrize("head", ["flat", "factorized"])
 def test_timm_models_build_with_our_heads(name, head):
-    pytest.importorskip("timm")
     model, note = build_model(name, 18, "none", head)
     assert note == f"{name}: training from scratch (weights=none)"
     assert isinstance(model.head, models.FactorizedHead if head == "factorized" else torch.nn.Linear)
@@ -197,7 +196,6 @@ def test_timm_models_build_with_our_heads(name, head):
 
 
 def test_unknown_timm_names_get_suggestions():
-    pytest.importorskip("timm")
     check_model_name("timm/convnext_tiny")
     with pytest.raises(UserError, match=r"model 'timm/resnet81': timm has no model 'resnet81'.*timm/resnet18"):
         check_model_name("timm/resnet81")
@@ -206,7 +204,6 @@ def test_unknown_timm_names_get_suggestions():
 
 
 def test_timm_imagenet_offline_fails_in_one_line_and_auto_trains_from_scratch(offline, hf_cache):
-    pytest.importorskip("timm")
     with pytest.raises(UserError) as err:
         build_model(TIMM_MODEL, 18, "imagenet")
     text = _one_line(err)
@@ -217,11 +214,13 @@ def test_timm_imagenet_offline_fails_in_one_line_and_auto_trains_from_scratch(of
 
 
 def _timm_state() -> dict:
-    return pytest.importorskip("timm").create_model(TIMM_MODEL.removeprefix("timm/")).state_dict()
+    import timm
+
+    return timm.create_model(TIMM_MODEL.removeprefix("timm/")).state_dict()
 
 
 def test_timm_weights_in_the_hugging_face_cache_load_without_the_network(offline, hf_cache, tmp_path):
-    save_file = pytest.importorskip("safetensors.torch").save_file
+    from safetensors.torch import save_file  # timm requires safetensors
     saved = _timm_state()
     commit = hashlib.sha1(b"test").hexdigest()
     repo_dir = hf_cache / ("models--" + TIMM_REPO.replace("/", "--"))

@@ -5,14 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-pytest.importorskip("tensorboard")
-
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-
-from core.training import TrainConfig, train  # noqa: E402
-from core.training.tensorboard import confusion_image  # noqa: E402
+from core.training import TrainConfig, train
+from core.training.tensorboard import confusion_image
 from helpers_train import make_train, tiny_recipe  # noqa: E402
 
 SETTINGS = dict(model="smallcnn", epochs=2, batch_size=16, lr=0.01, seed=0, workers=1)

@@ -1,6 +1,6 @@
 """Planted label errors in the demo's train set, with the truth written beside it.
 
-The competition's train labels hold a few known mistakes (DESIGN.md: swapped ``normal`` and
+The competition's train labels hold a few known mistakes (docs/data.md: swapped ``normal`` and
 ``incorrect_mask`` photos, wrong genders). A label-issue finder is only measurable on data whose
 mistakes are known, so ``make_demo(label_noise=RATE)`` plants the same kinds on purpose:
 

@@ -20,7 +20,7 @@ EXTENSION_SHARES = {".jpg": 0.85, ".jpeg": 0.10, ".png": 0.05}
 APPLEDOUBLE_SHARE = 0.03
 
 # Numeric ages inside each group, as relative weights. Under 30 most people sit far from the
-# boundary (28-29 are rare). At the other end the demo follows DESIGN.md: the oldest age is 60
+# boundary (28-29 are rare). At the other end the demo follows the real data (docs/data.md): the oldest age is 60
 # (so the 60+ group is age 60 only), and the 59/60 boundary is hard to learn, which needs people
 # just below it: the fifties are the densest part of the 30-59 group, up to 59. At 57-59 the
 # wrinkles are within 5% of a 60-year-old's and the hair 72-90% grey (all grey at 60), under

@@ -23,7 +23,7 @@ import torch
 
 from core.devices import resolve_device
 from core.labels import CLASS_NAMES
-from core.models import check_model_name
+from core.models import check_model_name, resolve_weights
 from core.recipe import Recipe, starter_recipe
 from core.training.config import (
     DEVICE_FILLED,
@@ -46,7 +46,8 @@ class RunSettings:
     device: torch.device
     recipe: Recipe
     head: str  # flat | factorized
-    weights: str  # what a fold starts from when it has no last.pt to resume (auto, imagenet, none, a file)
+    weights: str  # what a fold starts from when it has no last.pt to resume: imagenet (in the cache), none, a file
+    weights_note: str  # where the weights come from, in one line (for the run's log)
     class_names: tuple[str, ...]
     defaults_note: str | None  # why the device's defaults applied (None: every one was given)
     parallel_folds: bool  # --parallel-folds under torchrun: fold k on process k mod N
@@ -114,6 +115,7 @@ def resolve_run(cfg: TrainConfig, device: torch.device, why: str | None, layout:
         cfg = dataclasses.replace(cfg, nproc=world)  # the command recorded repeats the world size
     input_size = device_defaults(device.type)["input_size"] if why else None
     recipe = resolve_recipe(cfg.recipe, layout, input_size)
-    return RunSettings(config=cfg, device=device, recipe=recipe, head=resolve_head(cfg.head, class_names),
-                       weights=cfg.weights, class_names=tuple(class_names),
-                       defaults_note=why, parallel_folds=parallel_folds(cfg, world))
+    head = resolve_head(cfg.head, class_names)
+    weights, note = resolve_weights(cfg.model, len(class_names), cfg.weights, head)
+    return RunSettings(config=cfg, device=device, recipe=recipe, head=head, weights=weights, weights_note=note,
+                       class_names=tuple(class_names), defaults_note=why, parallel_folds=parallel_folds(cfg, world))

@@ -159,6 +159,7 @@ def _train(settings: RunSettings, ds, df: pd.DataFrame, dist: Dist, callbacks: l
             if settings.defaults_note:
                 log(f"defaults for this device: {cfg.model}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
                     f"lr {cfg.lr:g} ({settings.defaults_note})")
+            log(settings.weights_note)
             summary = _fit(settings, ds, df, splits, lasts, writer, callbacks, switch, log, dist)
     except Stopped:
         return _stopped(run_dir, writer, callbacks)
