@@ -13,9 +13,11 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from core import rulebook as rb
 from core.images import load_rgb, resize_to_height
 from core.recipe import Recipe
 from explorer.data import loaded, scan_cached
+from explorer.recipe_state import get_recipe
 
 VAL_RATIO, SPLIT_SEED = 0.2, 0  # the oversampling page's person split (training uses the same defaults)
 # Face detection starts its worker pool with "spawn" (a fresh interpreter per worker), which is
@@ -77,68 +79,89 @@ def samples(key: str, _df: pd.DataFrame, per_class: int, seed: int) -> pd.DataFr
 
 @st.cache_resource
 def _face_keys() -> set:
-    """Dataset keys whose face table is already computed (shared by all sessions)."""
+    """(dataset key, detector) pairs whose face table is already computed (shared by all sessions)."""
     return set()
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _faces(files_key: str, _paths: tuple[str, ...]) -> pd.DataFrame:
-    from core.faces import cached_faces
+@st.cache_data(show_spinner=False, max_entries=8)
+def _faces(files_key: str, detector: str, _df: pd.DataFrame) -> pd.DataFrame:
+    """The face table with the person fallback (core.faces.face_table), from the on-disk cache."""
+    from core.faces import face_table
 
-    return cached_faces(list(_paths), workers=WORKERS)
+    return face_table(_df, detector, workers=WORKERS)
 
 
-@st.cache_resource(max_entries=4)
-def _face_lookup(files_key: str, _faces_table: pd.DataFrame) -> dict[str, tuple[float, float, float, float]]:
-    t = _faces_table.dropna()
+@st.cache_resource(max_entries=8)
+def _face_lookup(files_key: str, detector: str, _faces_table: pd.DataFrame) -> dict[str, tuple[float, ...]]:
+    t = _faces_table.dropna(subset=["x", "y", "w", "h"])
     return {p: (x, y, w, h) for p, x, y, w, h in zip(t["path"], t["x"], t["y"], t["w"], t["h"])}
 
 
-def faces_on_disk() -> bool:
-    """Whether the face table of the loaded dataset is already in the on-disk cache."""
+def _detector(detector: str | None) -> str:
+    return detector or get_recipe().crop.detector
+
+
+def faces_on_disk(detector: str | None = None) -> bool:
+    """Whether the loaded dataset's face table by ``detector`` (default: the recipe's) is on disk."""
     from core.faces import is_cached
 
-    info = loaded()
+    info, detector = loaded(), _detector(detector)
     if info.dataset is None:
         return False
-    return info.files_key in _face_keys() or is_cached(info.dataset.df["path"])
+    return (info.files_key, detector) in _face_keys() or is_cached(info.dataset.df["path"], detector)
 
 
-def faces(run: bool = True) -> pd.DataFrame | None:
-    """Face boxes of the loaded dataset (path,x,y,w,h), or None if not computed and ``run`` is False.
+def faces(run: bool = True, detector: str | None = None) -> pd.DataFrame | None:
+    """The loaded dataset's face table by ``detector`` (default: the recipe's), with the person
+    fallback; None if it is not computed and ``run`` is False.
 
     The first computation shows a progress bar; the on-disk cache of ``core.faces`` makes it
     instant afterwards, and st.cache_data keeps the table in memory for reruns.
     """
-    info = loaded()
+    info, detector = loaded(), _detector(detector)
     if info.dataset is None:
         return None
-    paths = tuple(info.dataset.df["path"])
-    if info.files_key in _face_keys():
-        return _faces(info.files_key, paths)
+    df = info.dataset.df
+    if (info.files_key, detector) in _face_keys():
+        return _faces(info.files_key, detector, df)
     if not run:
         return None
     from core.faces import cached_faces
 
-    bar = st.progress(0.0, text=f"Detecting faces in {len(paths):,} images…")
-    cached_faces(list(paths), workers=WORKERS, progress=lambda done, total: bar.progress(
-        done / max(total, 1), text=f"Detecting faces: {done:,} / {total:,} images"))
+    label = rb.DETECTOR.label(detector)
+    bar = st.progress(0.0, text=f"Detecting faces in {len(df):,} images ({label})…")
+    cached_faces(df["path"], detector, workers=WORKERS, progress=lambda done, total: bar.progress(
+        done / max(total, 1), text=f"Detecting faces ({label}): {done:,} / {total:,} images"))
     bar.empty()
-    table = _faces(info.files_key, paths)
-    _face_keys().add(info.files_key)
+    table = _faces(info.files_key, detector, df)
+    _face_keys().add((info.files_key, detector))
     return table
 
 
+def face_tables(run: bool) -> dict[str, pd.DataFrame]:
+    """Every detector's face table that is known (or, with ``run``, computed), by detector name.
+
+    The single detectors run first, so a combination is put together from their cached tables
+    instead of detecting again.
+    """
+    from core.detectors import CHAINS
+
+    order = sorted(rb.DETECTOR.values, key=lambda name: len(CHAINS[name]))
+    found = {name: faces(run=run or faces_on_disk(name), detector=name) for name in order}
+    return {name: found[name] for name in rb.DETECTOR.values if found[name] is not None}
+
+
 def face_box(path: str, table: pd.DataFrame | None) -> tuple[float, float, float, float] | None:
-    """This image's face box in pixels, or None (no table, or no face found)."""
+    """This image's face box in pixels (its own, or its person's), or None (no table, or no box)."""
     if table is None:
         return None
-    return _face_lookup(loaded().files_key, table).get(str(path))
+    return _face_lookup(loaded().files_key, table.attrs.get("detector", ""), table).get(str(path))
 
 
 def faces_for_recipe(recipe: Recipe) -> pd.DataFrame | None:
-    """The face table when the recipe crops to faces (computed if needed), else what is known."""
-    return faces(run=recipe.crop.mode == "face")
+    """The face table of the recipe's detector when the recipe crops to faces (computed if
+    needed), else whatever is known."""
+    return faces(run=recipe.crop.mode == "face", detector=recipe.crop.detector)
 
 
 # ----------------------------------------------------------------------------- split and SMOTE
