@@ -1,7 +1,8 @@
-"""What a run gets wrong, with its images: a confusion-matrix cell's validation images, Grad-CAM
-over the top losses, and the embedding map. A component of the run report (explorer/report.py).
+"""What a run gets wrong, with its images: a confusion-matrix cell's validation images (of the
+18 classes, and of each task: mask, gender, age), Grad-CAM over the top losses, and the
+embedding map. A component of the run report (explorer/report.py).
 
-Clicking a cell of the confusion table (``st.dataframe`` single-cell selection; plotly heatmap
+Clicking a cell of a confusion table (``st.dataframe`` single-cell selection; plotly heatmap
 clicks return nothing in Streamlit) sets the true/predicted selectboxes, which decide what is
 shown, so a test (AppTest) drives the same view through the selectboxes. Grad-CAM and the
 embedding map load the run's model and its cached images (core.explain): both are cached per run.
@@ -17,6 +18,9 @@ import pandas as pd
 import streamlit as st
 
 from core import explain, stats
+from core.labels import NUM_CLASSES
+from core.metrics import (TASK_NAMES, TASKS, TASKS_ABSENT, has_tasks, task_confusion, task_f1, task_probabilities,
+                          task_values)
 from core.runs import fold_count
 from explorer import charts, imaging
 from explorer.compute import thumbnail
@@ -49,11 +53,12 @@ def image_grid(paths: list[str], captions: list[str], per_row: int = 6) -> None:
 
 # ----------------------------------------------------------------------------- confusion cells
 
-def confusion_table(conf: pd.DataFrame) -> pd.DataFrame:
-    """The confusion matrix with short headers: rows 'i · name', columns the class numbers."""
+def confusion_table(conf: pd.DataFrame, numbered: bool = True) -> pd.DataFrame:
+    """The confusion matrix with short headers: rows 'i · name', columns the class numbers (or,
+    not ``numbered``, the names: a task's few values)."""
     table = conf.copy()
     table.index = [f"{i} · {n}" for i, n in enumerate(conf.index)]
-    table.columns = [str(j) for j in range(len(conf.columns))]
+    table.columns = [str(j) for j in range(len(conf.columns))] if numbered else [str(n) for n in conf.columns]
     return table
 
 
@@ -64,13 +69,10 @@ def _pick_cell(key: str, columns: list[str]) -> None:
         st.session_state[f"{key}.cell_true"], st.session_state[f"{key}.cell_pred"] = cell
 
 
-def show_confusion(conf: pd.DataFrame, predictions: pd.DataFrame | None, names: list[str], scope: str,
-                   key: str) -> None:
-    """The confusion table (click a cell) and the validation images of the chosen cell."""
-    st.subheader("Confusion matrix")
-    st.caption(f"{scope.capitalize()} images: rows are the true class, columns the predicted class number. "
-               "Click a cell, or choose a true and a predicted class below, to see its images.")
-    table = confusion_table(conf)
+def pick_cell(conf: pd.DataFrame, names: list[str], key: str, what: str, numbered: bool = True) -> tuple[int, int]:
+    """The confusion table ``conf`` (click a cell) above the true/predicted selectboxes the click
+    sets; the chosen (true, predicted) pair. ``what`` names a value ("class", "mask"...)."""
+    table = confusion_table(conf, numbered)
     columns = list(table.columns)
     counts = conf.to_numpy()
     off = counts - np.diag(np.diag(counts)) if counts.shape[0] == counts.shape[1] else counts
@@ -84,18 +86,78 @@ def show_confusion(conf: pd.DataFrame, predictions: pd.DataFrame | None, names: 
                  column_config=config, height=35 * (len(table) + 1) + 3)  # every row, no inner scroll
     classes = list(range(len(names)))
     c1, c2 = st.columns(2)
-    true = c1.selectbox("True class", classes, format_func=lambda c: f"{c} · {name_of(names, c)}", key=f"{key}.cell_true")
-    pred = c2.selectbox("Predicted class", classes, format_func=lambda c: f"{c} · {name_of(names, c)}",
+    true = c1.selectbox(f"True {what}", classes, format_func=lambda c: f"{c} · {name_of(names, c)}",
+                        key=f"{key}.cell_true")
+    pred = c2.selectbox(f"Predicted {what}", classes, format_func=lambda c: f"{c} · {name_of(names, c)}",
                         key=f"{key}.cell_pred")
-    if predictions is None:
-        return
+    return true, pred
+
+
+def show_cell(predictions: pd.DataFrame, names: list[str], true: int, pred: int, what: str,
+              sure: str = "p(true)") -> None:
+    """The validation images of one confusion cell (``predictions``' true/pred columns hold the
+    values ``names`` names), the least sure of the true value first; ``sure`` starts each caption."""
     rows = stats.cell_rows(predictions, true, pred)
-    what = "correctly classified" if true == pred else "mistaken"
-    st.markdown(f"**{len(rows)} {what} image(s)**: true *{name_of(names, true)}*, predicted "
-                f"*{name_of(names, pred)}*" + (f"; the {CELL_SHOWN} least sure of the true class shown"
+    right = "correctly classified" if true == pred else "mistaken"
+    st.markdown(f"**{len(rows)} {right} image(s)**: true *{name_of(names, true)}*, predicted "
+                f"*{name_of(names, pred)}*" + (f"; the {CELL_SHOWN} least sure of the true {what} shown"
                                                  if len(rows) > CELL_SHOWN else ""))
     shown = rows.head(CELL_SHOWN)
-    image_grid(list(shown["path"]), [f"p(true) {p:.2f}" for p in shown["prob_true"]])
+    image_grid(list(shown["path"]), [f"{sure} {p:.2f}" for p in shown["prob_true"]])
+
+
+def show_confusion(conf: pd.DataFrame, predictions: pd.DataFrame | None, names: list[str], scope: str,
+                   key: str) -> None:
+    """The confusion table (click a cell) and the validation images of the chosen cell."""
+    st.subheader("Confusion matrix")
+    st.caption(f"{scope.capitalize()} images: rows are the true class, columns the predicted class number. "
+               "Click a cell, or choose a true and a predicted class below, to see its images.")
+    true, pred = pick_cell(conf, names, key, "class")
+    if predictions is not None:
+        show_cell(predictions, names, true, pred, "class")
+
+
+# ----------------------------------------------------------------------------- the score by task
+
+TASK_WHAT = {"mask": "mask", "gender": "gender", "age": "age group"}  # a value of each task, in words
+
+
+def task_predictions(predictions: pd.DataFrame, task: str) -> pd.DataFrame:
+    """val_predictions.csv rows with true and pred turned into ``task`` values, and prob_true the
+    probability of the true value (the sum over its classes; the class's own when a run's table
+    has no per-class probabilities): what one cell of the task's confusion table selects."""
+    table = predictions.copy()
+    table["true"] = task_values(predictions["true"].to_numpy(), task)
+    table["pred"] = task_values(predictions["pred"].to_numpy(), task)
+    columns = [f"p{c}" for c in range(NUM_CLASSES)]
+    if set(columns) <= set(predictions.columns):
+        probs = task_probabilities(predictions[columns].to_numpy(), task)
+        table["prob_true"] = probs[np.arange(len(table)), table["true"].to_numpy()]
+    return table
+
+
+def show_tasks(predictions: pd.DataFrame, summary: dict, names: list[str], scope: str, key: str) -> None:
+    """Each task's macro F1 (summary.json's task_f1) and its own confusion table, clickable like
+    the 18-class one; for classes that are not the competition's, why there are none."""
+    st.subheader("Scores by task")
+    if not has_tasks(names):
+        st.info(f"{TASKS_ABSENT[0].upper()}{TASKS_ABSENT[1:]} (this dataset has a folder per class).")
+        return
+    scores = summary.get("task_f1") or task_f1(predictions["true"].to_numpy(), predictions["pred"].to_numpy())
+    st.caption(f"{scope.capitalize()} macro F1 of each task over its own values, from the same 18-class "
+               "predictions as the matrix above: a Female · 30-59 photo called Male · 30-59 is a gender mistake "
+               "only. Click a cell of a task's table, or choose its values, to see the images.")
+    cols = st.columns(len(TASKS))
+    for col, task in zip(cols, TASKS):
+        col.metric(f"{TASK_WHAT[task].capitalize()} macro F1", f"{scores[task]:.4f}",
+                   help=f"Over the {len(TASK_NAMES[task])} values " + ", ".join(TASK_NAMES[task])
+                        + ": each value's F1, averaged (the values that occur in the truth or the predictions).")
+    for tab, task in zip(st.tabs([TASK_WHAT[t].capitalize() for t in TASKS]), TASKS):
+        with tab:
+            values = list(TASK_NAMES[task])
+            conf = task_confusion(predictions["true"].to_numpy(), predictions["pred"].to_numpy(), task)
+            true, pred = pick_cell(conf, values, f"{key}.task.{task}", TASK_WHAT[task], numbered=False)
+            show_cell(task_predictions(predictions, task), values, true, pred, TASK_WHAT[task], f"p({values[true]})")
 
 
 # ----------------------------------------------------------------------------- Grad-CAM on the top losses

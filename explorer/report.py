@@ -126,7 +126,8 @@ def show_header(run: Path, cfg: dict) -> None:
 
 
 def show_reports(run: Path, scope: str, names: list[str], key: str) -> None:
-    """Confusion matrix (click a cell: its images), per-class F1, the top losses (with Grad-CAM)
+    """Confusion matrix (click a cell: its images), per-class F1, the scores by task with each
+    task's confusion matrix (mask, gender, age; clickable too), the top losses (with Grad-CAM)
     and the embedding map, once the trainer has written them (explorer/mistakes.py)."""
     conf = read_table(run, "confusion_matrix.csv", index_col=0)
     report = read_table(run, "per_class_report.csv")
@@ -138,6 +139,7 @@ def show_reports(run: Path, scope: str, names: list[str], key: str) -> None:
     if report is not None:
         st.plotly_chart(charts.per_class_figure(report), key=f"{key}.per_class")
     if predictions is not None:
+        mistakes.show_tasks(predictions, read_summary(run), names, scope, key)
         mistakes.show_top_losses(run, predictions, names, key)
         mistakes.show_embedding(run, predictions, names, key)
 

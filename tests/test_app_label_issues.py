@@ -16,8 +16,10 @@ import pytest
 from core import label_issues as li
 from core import launch, stats
 from core.dataset import scan
+from core.labels import decode
 from core.training import TrainConfig, train
-from helpers_train import make_train, tiny_recipe
+from explorer import imaging
+from helpers_train import make_folders, make_train, tiny_recipe
 from test_label_issues import plant
 from tests.apptest import assert_clean, open_app
 
@@ -87,6 +89,54 @@ def test_run_report_shows_a_cells_images_gradcam_and_the_embedding_map(base):
     assert points == int((predictions["fold"] == 0).sum())  # fold 0's held-out images
     at.radio(key="runs.res.embed_method").set_value("tsne").run()
     assert_clean(at)
+
+
+def test_run_report_scores_each_task_and_shows_a_task_cells_images(base):
+    run = the_run(base)
+    summary = json.loads((run / "summary.json").read_text())
+    at = open_app(base / "train", "runs", runs_pick=[run.name])
+    assert "Scores by task" in [s.value for s in at.subheader]
+    shown = {m.label: m.value for m in at.metric}
+    assert [shown[f"{what} macro F1"] for what in ("Mask", "Gender", "Age group")] == [
+        f"{summary['task_f1'][t]:.4f}" for t in ("mask", "gender", "age")]
+
+    predictions = pd.read_csv(run / "val_predictions.csv")
+    def gender(c) -> int:
+        return decode(int(c))[1]
+
+    true, pred = predictions["true"].map(gender), predictions["pred"].map(gender)
+    table = next(d.value for d in at.dataframe if list(d.value.columns) == ["Male", "Female"])
+    assert list(table.index) == ["0 · Male", "1 · Female"]
+    assert table.to_numpy().tolist() == pd.crosstab(true, pred).reindex(index=[0, 1], columns=[0, 1],
+                                                                          fill_value=0).to_numpy().tolist()
+
+    at.selectbox(key="runs.res.task.gender.cell_true").set_value(1).run()
+    at.selectbox(key="runs.res.task.gender.cell_pred").set_value(0).run()
+    assert_clean(at)
+    cell = predictions[(true == 1) & (pred == 0)]
+    female = [f"p{c}" for c in range(18) if gender(c) == 1]
+    p_true = cell[female].sum(axis=1).sort_values(kind="stable")  # p(Female): the least sure first
+    text = next(m.value for m in at.markdown if "true *Female*, predicted *Male*" in m.value)
+    assert text.startswith(f"**{len(cell)} mistaken image(s)**")
+    tab = next(t for t in at.tabs if t.label == "Gender")
+    assert [img.captions[0] for img in tab.image] == [f"p(Female) {p:.2f}" for p in p_true.head(24)]
+
+    # a click on a task's table sets its selectboxes the same way: (row, column name) -> (true, predicted)
+    assert imaging.confusion_cell([(1, "Male")], ["Male", "Female"]) == (1, 0)
+
+
+def test_a_folder_per_class_run_report_says_why_there_are_no_task_scores(tmp_path, monkeypatch):
+    data = make_folders(tmp_path / "pets", per_class=6)
+    train(TrainConfig(data=str(data), recipe=str(tiny_recipe(tmp_path / "recipe.json")), epochs=1, model="smallcnn",
+                      batch_size=16, workers=1, out=str(tmp_path / "runs")))
+    monkeypatch.setenv("MASKLAB_RUNS", str(tmp_path / "runs"))
+    run = next((tmp_path / "runs").iterdir())
+    at = open_app(data, "runs", runs_pick=[run.name])
+    assert "Scores by task" in [s.value for s in at.subheader]
+    assert [i.value for i in at.info if "not the competition's" in i.value] == [
+        ("Per-task F1: not applicable: the classes are not the competition's mask x gender x age "
+         "(this dataset has a folder per class).")]
+    assert not [s.key for s in at.selectbox if ".task." in (s.key or "")] and not at.tabs
 
 
 def test_overview_shows_image_properties_by_class(base):
