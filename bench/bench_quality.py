@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.metrics import TASKS, task_f1_text  # noqa: E402 (after the path line above)
+from core.metrics import TASKS, task_f1_text  # after the path line above
 
 EVAL_PEOPLE = 540
 TRAIN_PEOPLE = 270

@@ -19,7 +19,7 @@ from core.runs import read_metrics, read_summary
 from core.training import Callbacks, TrainConfig, train
 from helpers_train import make_folders, make_train, tiny_recipe
 
-SETTINGS = dict(model="smallcnn", epochs=2, batch_size=16, lr=0.01, seed=0, workers=1)
+SETTINGS = {"model": "smallcnn", "epochs": 2, "batch_size": 16, "lr": 0.01, "seed": 0, "workers": 1}
 
 # Six images: (mask, gender, age) of the truth and of the prediction.
 #   true: (0,0,0) (1,0,0) (2,0,0) (0,1,0) (0,0,1) (2,1,2)
