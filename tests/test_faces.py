@@ -4,18 +4,20 @@ cache keyed by detector, crop suggestion and heatmap."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers_train import make_train
+from threads import at_once
 
 from core import faces
 from core import rulebook as rb
 from core.dataset import scan
 from core.detectors import CHAINS, LANDMARK_COLUMNS, MTCNN_THRESHOLDS
 from core.fileio import locked
-from helpers_train import make_train
-from threads import at_once
+from core.recipe import Recipe, starter_recipe
 
 BOX = ["x", "y", "w", "h"]
 
@@ -161,7 +163,7 @@ def _own_faces_table(paths: list[str], found: set[str]) -> pd.DataFrame:
 def test_a_dataset_without_persons_never_falls_back(tmp_path, demo_root):
     """One folder per class (even two files with one name in one class) and an eval set: no
     photo borrows another's box."""
-    photos = sorted((demo_root / "train" / "images").iterdir())[0]
+    photos = min((demo_root / "train" / "images").iterdir())
     for cls in ("masked", "bare"):
         (tmp_path / "folders" / cls).mkdir(parents=True)
         for f in sorted(photos.iterdir())[:3]:
@@ -176,7 +178,7 @@ def test_a_dataset_without_persons_never_falls_back(tmp_path, demo_root):
 
 
 def test_face_table_keeps_a_corrupt_image_as_a_row_with_source_none(tmp_path, demo_root):
-    good = sorted((demo_root / "train" / "images").iterdir())[0] / "normal.jpg"
+    good = min((demo_root / "train" / "images").iterdir()) / "normal.jpg"
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(good.read_bytes()[:300])  # a truncated JPEG
     junk = tmp_path / "junk.png"
@@ -243,3 +245,10 @@ def test_a_scan_stopped_mid_way_writes_nothing_and_the_next_one_finishes(small_p
         assert free
     assert len(faces.cached_faces(small_paths, "haar", workers=1)) == len(small_paths)
     assert faces.is_cached(small_paths, "haar")
+
+
+def test_the_face_crop_benchmark_recipe_is_the_starter_with_the_face_crop():
+    """bench/recipes/face_crop.json (the quality comparison's recipe) differs from the starter
+    recipe in the crop mode and margin only, so the comparison measures the crop alone."""
+    recipe = Recipe.load(Path(__file__).resolve().parents[1] / "bench" / "recipes" / "face_crop.json")
+    assert recipe == starter_recipe("train").replace(crop={"mode": "face", "face_margin": 0.75})

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+from test_cli import assert_one_line_error, cli
 
 from core.faces import FACE_COLUMNS
-from test_cli import assert_one_line_error, cli
 
 
 def test_faces_writes_sources_landmarks_and_the_person_fallback(demo_root, tmp_path):

@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-
 from apptest import assert_clean, open_app
+
 from core import faces
 from core import rulebook as rb
 from core.dataset import scan
