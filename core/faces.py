@@ -263,14 +263,16 @@ def coverage_heatmap(norm: pd.DataFrame, grid: tuple[int, int] = (48, 64)) -> np
 
 
 def detection_rates(faces: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
-    """Share of images with a face of their own found: overall and per mask state (where the
-    layout has one). Boxes borrowed from the person do not count."""
+    """Share of images with a face of their own found: overall and per mask state, or per class
+    folder for a folder-per-class dataset (a folder of non-faces gives the false faces).
+    Boxes borrowed from the person do not count."""
     found = set(detected(faces)["path"])
-    t = index[["path", "mask_name"]].copy()
+    by = next((c for c in ("mask_name", "label_name") if c in index and (index[c] != "").any()), None)
+    t = index[["path", *([by] if by else [])]].copy()
     t["found"] = t["path"].isin(found)
     overall = pd.DataFrame({"group": ["all"], "images": [len(t)], "rate": [t["found"].mean()]})
-    if (t["mask_name"] != "").any():
-        per = t.groupby("mask_name")["found"].agg(["size", "mean"]).reset_index()
+    if by is not None:
+        per = t.groupby(by)["found"].agg(["size", "mean"]).reset_index()
         per.columns = ["group", "images", "rate"]
         overall = pd.concat([overall, per], ignore_index=True)
     return overall

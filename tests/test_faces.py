@@ -50,6 +50,17 @@ def test_detection_rates_count_own_faces_only():
     assert shares["images"].tolist() == [2, 1, 1, 0]
 
 
+def test_a_folder_per_class_dataset_gets_a_rate_per_class_so_non_faces_count_false_faces():
+    index = pd.DataFrame({"path": ["a", "b", "c", "d"], "mask_name": [""] * 4,
+                          "label_name": ["faces", "faces", "nonface", "nonface"]})
+    table = pd.DataFrame({"path": ["a", "b", "c", "d"], "x": [1.0, np.nan, 2.0, np.nan],
+                          "source": ["mtcnn", "none", "haar", "none"]})
+    rates = faces.detection_rates(table, index)
+    assert rates.to_dict("records") == [{"group": "all", "images": 4, "rate": 0.5},
+                                        {"group": "faces", "images": 2, "rate": 0.5},
+                                        {"group": "nonface", "images": 2, "rate": 0.5}]
+
+
 def test_every_detector_choice_has_a_chain():
     assert set(CHAINS) == set(rb.DETECTOR.values) and rb.DEFAULT_DETECTOR in CHAINS
 
