@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 DEMO   := demo_data
 PORT   ?= 8501
 
-.PHONY: run test demo bench browser clean
+.PHONY: run test demo bench browser postgres clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: chromium missing and not root: the browser test will be skipped"; fi; }
 
-test: $(VENV)/.installed-dev browser
+# The sweep's PostgreSQL test starts a throwaway server from Debian's postgresql (as the
+# browser test needs chromium); without root it says plainly that it was skipped and why.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "note: postgresql missing and not root: the PostgreSQL sweep test will be skipped"; fi; }
+
+test: $(VENV)/.installed-dev browser postgres
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed $(DEMO)/train/train.csv

@@ -25,6 +25,7 @@ import re
 import secrets
 import shlex
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,12 +132,25 @@ def open_storage(job: Job):
     import sqlalchemy.exc
 
     where = f"--storage {storage_label(job.storage)}"
+    # postgresql:// means psycopg 3 (requirements.txt) with any SQLAlchemy: before 2.1 it meant psycopg2
+    url = "postgresql+psycopg://" + job.storage.removeprefix("postgresql://") if job.storage.startswith(
+        "postgresql://") else job.storage
     try:
-        return RDBStorage(job.storage, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          engine_kwargs={"pool_pre_ping": True})
-    except ModuleNotFoundError as exc:
-        raise UserError(f"{where}: its database driver {exc.name!r} is not installed; pip install it (PostgreSQL's, "
-                        "psycopg2-binary, is in requirements.txt; for MySQL use mysql+pymysql:// with pymysql)") from None
+        for attempt in range(5):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat's arguments
+                    return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                      engine_kwargs={"pool_pre_ping": True})
+            except sqlalchemy.exc.IntegrityError:
+                # Two machines creating the empty database's tables at once: one wins; the other's
+                # CREATE collides. Once they exist, opening them works.
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 + attempt)
+    except ImportError as exc:  # Optuna's words for a missing driver
+        raise UserError(f"{where}: its database driver is not installed ({_first_line(exc)}); PostgreSQL's, psycopg, "
+                        "is in requirements.txt; for MySQL pip install pymysql and use mysql+pymysql://") from None
     except (sqlalchemy.exc.SQLAlchemyError, ValueError, optuna.exceptions.StorageInternalError) as exc:
         raise UserError(f"{where}: cannot be used: {_first_line(exc)}") from None
 
@@ -265,6 +279,26 @@ def trial_rows(study, batch: str | None = None) -> list[dict[str, Any]]:
 
 # ----------------------------------------------------------------------------- a command's job
 
+def check_compatible(study, dims: list) -> None:
+    """Refuse a space that searches a field of the study another way than its earlier trials did
+    (Optuna keeps one kind, one scale and one choice list per parameter name)."""
+    from optuna.distributions import check_distribution_compatibility
+
+    earlier = {}
+    for t in study.get_trials(deepcopy=False):
+        earlier.update(t.distributions)
+    for d in dims:
+        new = d.distribution()
+        if new is None or d.name not in earlier:
+            continue
+        try:
+            check_distribution_compatibility(earlier[d.name], new)
+        except ValueError as exc:
+            raise UserError(f"{d.name}: study {study.study_name!r} searched it as {earlier[d.name]} before; "
+                            f"{str(exc).rstrip('.').lower()}: keep that, or start another study with --study NAME "
+                            "or another --out") from None
+
+
 def prepare(given: dict, out: str | Path, trials: int, space: str | Path | None = None, storage: str | None = None,
             study: str = "sweep", workers: int = 1, pruner: str = "median", prune_startup: int = 4,
             prune_warmup: int = 3) -> tuple[Job, list[str]]:
@@ -299,7 +333,7 @@ def prepare(given: dict, out: str | Path, trials: int, space: str | Path | None 
               recipe=recipe.to_dict(), study=study, storage=storage, pruner=pruner, prune_startup=prune_startup,
               prune_warmup=prune_warmup, workers=workers, device_kind=kind)
     (job.dir / RUNS).mkdir(parents=True, exist_ok=True)
-    open_study(job, create=True)  # a storage that cannot be used is named here, once
+    check_compatible(open_study(job, create=True), dims)  # a storage that cannot be used is named here, once
     clear_stop(job.dir)
     job.save()
     return job, notes

@@ -157,6 +157,18 @@ class Dim:
         value = trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
         return round(value, 10) if self.step else value
 
+    def distribution(self):
+        """Optuna's distribution of this dimension (None when fixed)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.fixed:
+            return None
+        if self.choices is not None:
+            return CategoricalDistribution(list(self.choices))
+        if self.field.rule.kind is int:
+            return IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
     def decode(self, value: Any) -> Any:
         """An Optuna parameter value back to the field's own (a list field's "96x96" -> (96, 96))."""
         if isinstance(self.field.rule, ListOf) and isinstance(value, str):
@@ -241,8 +253,9 @@ def _interval_dim(field: Field, rule: Interval, spec: dict, name: str, why: str)
     step = spec.get("step")
     if step is not None and log:
         raise UserError(f"{name}: step and log cannot be combined (Optuna samples a log scale continuously)")
-    if step is None and not log:
+    if step is None and not log:  # the widget's grid, where the range holds a step of it
         step = field.param.step if rule.kind is float else 1
+        step = step if step is not None and step <= high - low else None
     if step is not None:
         if isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step) or step <= 0 \
                 or (rule.kind is int and not float(step).is_integer()):
