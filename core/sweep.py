@@ -11,6 +11,7 @@ search space comes from the rule book (core.sweep_space). Files of a sweep::
     best.json           the best trial: trial, value, params, recipe, train, argv (the
                         ``python -m core train`` command that repeats it); rewritten atomically
     best_recipe.json    the best trial's recipe, which best.json's argv names
+    trials.json         every trial's number, state, value, params and run directory
     runs/               one run directory per trial (its number is in the trial's user attrs)
     STOP                ask every worker to stop after its current batch (the app's Stop)
     .jobs/              each command's job file (with the storage URL) and trial tickets
@@ -36,7 +37,7 @@ from core.recipe import Recipe
 from core.training.config import TrainConfig, train_argv
 
 SWEEP_JSON, BEST_JSON, BEST_RECIPE, JOURNAL = "sweep.json", "best.json", "best_recipe.json", "study.log"
-RUNS, STOP, JOBS = "runs", "STOP", ".jobs"
+RUNS, STOP, JOBS, TRIALS_JSON = "runs", "STOP", ".jobs", "trials.json"
 # RDB storages (PostgreSQL, MySQL): a trial whose worker stopped beating for GRACE_S seconds is
 # failed by the next trial to start anywhere (Optuna's heartbeat and fail_stale_trials).
 HEARTBEAT_S, GRACE_S = 30, 120
@@ -241,17 +242,27 @@ def best_record(job: Job, trial) -> dict:
 
 
 def write_best(study, job: Job) -> dict | None:
-    """Rewrite best.json (and best_recipe.json) from the study's best trial, atomically; the
+    """Rewrite trials.json, and best.json (with best_recipe.json) from the study's best trial, atomically; the
     record, or None before any trial completed. A lock orders the writers, so the last write
     always reads the study after every earlier one."""
     with locked(job.dir / "best"):
-        complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-        if not complete:
+        atomic_write(job.dir / TRIALS_JSON, json.dumps(trial_rows(study), indent=1, default=str) + "\n")
+        if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
             return None
         record = best_record(job, study.best_trial)
         atomic_write(job.dir / BEST_RECIPE, json.dumps(record["recipe"], indent=2) + "\n")
         atomic_write(job.dir / BEST_JSON, json.dumps(record, indent=2, default=str) + "\n")
         return record
+
+
+def read_trials(sweep_dir: str | Path) -> list[dict]:
+    """trials.json: each trial's number, state, value, params and run directory, as of the last
+    trial to finish (the Runs page reads it without opening the study)."""
+    try:
+        rows = json.loads((Path(sweep_dir) / TRIALS_JSON).read_text())
+    except (OSError, ValueError):
+        return []
+    return rows if isinstance(rows, list) else []
 
 
 def read_best(sweep_dir: str | Path) -> dict | None:

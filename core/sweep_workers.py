@@ -314,6 +314,41 @@ def spawn(job: Job) -> int:
     return max(codes)
 
 
+# ----------------------------------------------------------------------------- in the background (the app)
+
+ACTIVE = "ACTIVE.json"  # the latest background sweep of a folder: pid, start, argv, console log
+
+
+def start_in_background(argv: list[str], sweep_dir: str | Path) -> dict:
+    """Start ``python -m core sweep ...`` (``argv``) in its own session, as the app starts a
+    training (core.procs); refused while the folder's last background sweep still runs."""
+    from core.sweep import clear_stop
+
+    folder = Path(sweep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with locked(folder / "launch"):  # two clicks at once start one sweep
+        now = background(folder)
+        if now is not None and now["live"]:
+            raise UserError(f"a sweep is already running in {folder} (pid {now['pid']}); stop it or wait for it")
+        clear_stop(folder)
+        log = folder / JOBS / f"console-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        record = {"pid": start_background(argv, log), "started": time.time(), "argv": argv, "log": str(log)}
+        atomic_write(folder / ACTIVE, json.dumps(record, indent=2) + "\n")
+    return {**record, "live": True}
+
+
+def background(sweep_dir: str | Path) -> dict | None:
+    """The folder's latest background sweep (with ``live``: whether it still runs), or None."""
+    try:
+        record = json.loads((Path(sweep_dir) / ACTIVE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    return {**record, "live": pid_alive(record.get("pid"), float(record.get("started") or 0) + 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or not args[1].isdigit():

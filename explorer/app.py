@@ -38,6 +38,7 @@ PAGES = {
         st.Page("views/train.py", title="Train & evaluate", icon=":material/model_training:"),
         st.Page("views/runs.py", title="Runs", icon=":material/history:"),
         st.Page("views/label_issues.py", title="Label issues", icon=":material/rule:"),
+        st.Page("views/sweep.py", title="Sweep", icon=":material/manage_search:"),
     ],
 }
 

@@ -1,5 +1,7 @@
 """Runs: every run directory in the runs folder; compare curves and metrics; one run's results."""
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -7,6 +9,7 @@ from core import launch
 from core.errors import UserError
 from core.paths import eval_dir_beside
 from core.runs import epoch_curves, list_runs, read_config, run_overview
+from core.sweep import read_trials
 from explorer import charts, report
 from explorer.data import runs_dir
 from explorer.ensemble import show_ensemble
@@ -14,7 +17,7 @@ from explorer.guard import PageStop
 from explorer.recipe_state import init_widget
 
 BEST, LAST = "val macro F1, best epoch (picked on val)", "val macro F1, last epoch"
-COLUMNS = {"run": "run", "model": "model", "state": "state", "epochs": "epochs", "best_f1": BEST,
+COLUMNS = {"run": "run", "trial": "sweep trial", "model": "model", "state": "state", "epochs": "epochs", "best_f1": BEST,
            "best_epochs": "best epoch", "last_f1": LAST, "accuracy": "val accuracy", "created": "created"}
 SCORES = (BEST, LAST, "val accuracy")
 SETTINGS = ("lr", "batch_size", "optimizer", "scheduler", "loss", "folds")
@@ -29,16 +32,32 @@ def overview_row(run) -> dict:
     return {**row, "state": launch.run_state(run).state}
 
 
+def sweep_runs(folder) -> tuple[dict, dict]:
+    """The trial runs of each sweep folder inside the runs folder (SWEEP/runs/), named
+    ``SWEEP/RUN``, and each one's trial number (from the sweep's trials.json)."""
+    found, trials = {}, {}
+    sweeps = sorted(p for p in folder.iterdir() if (p / "sweep.json").is_file()) if folder.is_dir() else []
+    for sweep in sweeps:
+        number = {Path(r["run_dir"]).name: r.get("trial") for r in read_trials(sweep) if r.get("run_dir")}
+        for run in list_runs(sweep / "runs"):
+            found[f"{sweep.name}/{run.name}"] = run
+            trials[f"{sweep.name}/{run.name}"] = number.get(run.name)
+    return found, trials
+
+
 st.title("Runs")
 folder = runs_dir()
-st.caption(f"Run directories in `{folder}` (set MASKLAB_RUNS for another folder), newest first.")
-runs = {p.name: p for p in list_runs(folder)}
+st.caption(f"Run directories in `{folder}` (set MASKLAB_RUNS for another folder), newest first; then each sweep's "
+           "trial runs (SWEEP/RUN, with the trial's number).")
+trial_runs, trial_of = sweep_runs(folder)
+runs = {**{p.name: p for p in list_runs(folder)}, **trial_runs}
 if not runs:
     st.info("No runs yet. Start one on the *Train & evaluate* page, or from the command line: "
             f"`python -m core train --data DATASET --out {folder}`.")
     raise PageStop
 
-table = pd.DataFrame([overview_row(p) for p in runs.values()], columns=list(COLUMNS)).rename(columns=COLUMNS)
+table = pd.DataFrame([{**overview_row(p), "run": n, "trial": trial_of.get(n)} for n, p in runs.items()],
+                     columns=list(COLUMNS)).rename(columns=COLUMNS)
 st.dataframe(table, hide_index=True, key="runs_table",
              column_config={c: st.column_config.NumberColumn(format="%.4f") for c in SCORES})
 st.caption("The best epoch is picked on the same validation persons it is scored on, so its macro F1 is "

@@ -1,0 +1,59 @@
+"""The Sweep page through AppTest: it starts a real (tiny) sweep in the background, shows the trials
+and Optuna's figures, and "Use the best" puts the best trial's recipe in the sidebar; the Runs page
+lists each trial's run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from core.recipe import Recipe
+from core.sweep import read_best
+from core.sweep_workers import background
+from tests.apptest import app_env, assert_clean, open_app, runs, tiny  # noqa: F401 - fixtures
+
+WAIT_S = 180
+# One searched field, the learning rate, and the contrast held at 1.3 by a range of one value,
+# so the best trial's recipe differs from the page's starting one (contrast 1).
+STATE = {"recipe": Recipe().replace(input_size=(24, 32)), "s.fields": ["train.lr", "recipe.enhance.contrast"],
+         "s.low.train.lr": 0.003, "s.high.train.lr": 0.03, "s.low.recipe.enhance.contrast": 1.3,
+         "s.high.recipe.enhance.contrast": 1.3, "s.trials": 2, "s.epochs": 1}
+
+
+def wait_until_finished(folder: Path) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while (now := background(folder)) is None or now["live"]:
+        assert time.monotonic() < deadline, f"the sweep still runs after {WAIT_S} s"
+        time.sleep(0.5)
+
+
+def test_the_sweep_page_runs_a_sweep_and_uses_the_best(tiny, runs):
+    at = open_app(tiny / "train", "sweep", **STATE, **{"s.dir": str(runs / "sweep")})
+    assert any("No sweep in this folder yet" in i.value for i in at.info)
+    at.button(key="s.start").click().run()
+    assert_clean(at)
+    folder = runs / "sweep"
+    wait_until_finished(folder)
+    at.run()
+    assert_clean(at)
+    table = next(d.value for d in at.dataframe if "train.lr" in d.value.columns)
+    assert list(table["state"]) == ["complete", "complete"]
+    assert set(table.columns) >= {"value", "train.lr", "recipe.enhance.contrast", "epochs"}
+    charts = {c.proto.id.split("-")[-1] for c in at.get("plotly_chart")}
+    assert len(at.get("plotly_chart")) == 4, charts  # history, importances, parallel coordinates, slice
+    best = read_best(folder)
+    assert best["recipe"]["enhance"]["contrast"] == 1.3
+    assert at.session_state["recipe"].enhance.contrast == 1.0
+    at.button(key="s.use").click().run()
+    assert_clean(at)
+    assert at.session_state["recipe"] == Recipe.from_dict(best["recipe"])
+    assert at.session_state["t.lr"] == best["train"]["lr"]
+    assert any(f"Trial {best['trial']}'s recipe is the sidebar's now" in s.value for s in at.success)
+    at.switch_page("views/train.py").run()
+    assert_clean(at)
+    assert at.number_input(key="t.lr").value == best["train"]["lr"]  # the Train page's field
+    at.switch_page("views/runs.py").run()
+    assert_clean(at)
+    listed = next(d.value for d in at.dataframe if "sweep trial" in d.value.columns)
+    trial_runs = listed[listed["run"].str.startswith("sweep/")]
+    assert sorted(trial_runs["sweep trial"]) == [0, 1]
