@@ -14,9 +14,11 @@ from threads import at_once
 
 from core import faces
 from core import rulebook as rb
+from core.cache import build_cache
 from core.dataset import scan
 from core.detectors import CHAINS, LANDMARK_COLUMNS, MTCNN_THRESHOLDS
 from core.fileio import locked
+from core.preprocess import preprocess_path
 from core.recipe import Recipe, starter_recipe
 
 BOX = ["x", "y", "w", "h"]
@@ -150,6 +152,20 @@ def test_person_fallback_fills_a_removed_box_with_the_persons_median_box(demo):
     own = table.set_index("path")
     own = own[own["source"] != "none"]
     pd.testing.assert_frame_equal(filled.loc[own.index], own)  # detected boxes are never replaced
+
+
+def test_the_face_crop_of_a_photo_without_its_own_face_uses_its_persons_box(demo):
+    df, tables = demo
+    person = df.loc[df["person"] == df["person"].iloc[0]]
+    table = tables["both"][tables["both"]["path"].isin(person["path"])].copy()
+    removed = person.loc[person["stem"] == "mask2", "path"].iloc[0]
+    table.loc[table["path"] == removed, [*BOX, "source"]] = [np.nan] * 4 + ["none"]
+    recipe = starter_recipe("train").replace(crop={"mode": "face"})
+    images = build_cache(person, recipe, faces=table, workers=1)
+    borrowed = tuple(table.loc[table["path"] != removed, BOX].median())
+    row = person["path"].tolist().index(removed)
+    assert np.array_equal(images[row], preprocess_path(removed, recipe, borrowed))
+    assert not np.array_equal(images[row], preprocess_path(removed, recipe, None))  # not the fixed box
 
 
 def test_the_fallback_is_the_median_of_detected_photos_only():
