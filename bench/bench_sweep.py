@@ -16,6 +16,11 @@ start/complete times), the median whole sweep command, and the differences:
 
     python bench/bench_sweep.py --data demo_data/train [--epochs 1] [--rounds 5]
         [--model smallcnn] [--batch-size 16] [--out /tmp/bench-sweep]
+
+``--best-flags SWEEP_DIR`` prints instead the best trial's train flags (best.json's argv without
+--data, --out, --seed, --workers and --device) for bench/bench_quality.py:
+
+    python bench/bench_quality.py -- $(python bench/bench_sweep.py --best-flags runs/sweep-demo)
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import contextlib
 import io
 import json
+import shlex
 import shutil
 import statistics
 import sys
@@ -42,7 +48,8 @@ from core.training.data import scan_labelled  # noqa: E402
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="dataset folder (competition train layout or one folder per class)")
+    p.add_argument("--data", help="dataset folder (competition train layout or one folder per class)")
+    p.add_argument("--best-flags", metavar="SWEEP_DIR", help="print the best trial's train flags and stop")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--model", default="smallcnn")
@@ -51,8 +58,29 @@ def parse() -> argparse.Namespace:
     return p.parse_args()
 
 
+SET_BY_BENCH_QUALITY = ("--data", "--out", "--seed", "--workers", "--device")
+
+
+def best_flags(sweep_dir: str) -> list[str]:
+    """best.json's train argv less the flags bench_quality.py sets (and this machine's own)."""
+    argv = json.loads((Path(sweep_dir) / "best.json").read_text())["argv"][4:]
+    flags, i = [], 0
+    while i < len(argv):
+        has_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+        if argv[i] not in SET_BY_BENCH_QUALITY:
+            flags += argv[i:i + 1 + has_value]
+        i += 1 + has_value
+    return flags
+
+
 def main_() -> int:
     args = parse()
+    if args.best_flags:
+        print(shlex.join(best_flags(args.best_flags)))
+        return 0
+    if not args.data:
+        print("--data is required (or --best-flags SWEEP_DIR)", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     ds, _ = scan_labelled(args.data, None)
     recipe_file = out / "recipe.json"
