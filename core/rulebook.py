@@ -86,6 +86,10 @@ DEMO_EVAL_PEOPLE = Param(Interval(int, 0, 100_000), "eval persons (default: 30% 
 LABEL_NOISE = Param(Interval(float, 0.0, 0.5), "share of train persons given a wrong label on purpose: swapped "
                     "normal/incorrect_mask photos, wrong gender or age group; the truth goes to OUT/label_noise.csv "
                     "and OUT/label_noise_corrections.csv (a --corrections file)", "Label noise", 0.0)
+DEFECTS = Param(Interval(float, 0.0, 0.5), "share of train persons given a data fault on purpose, the kinds in "
+                "turn: exact and near duplicates, a duplicated person, a train photo in the eval set, dark, light, "
+                "blurred, nearly blank, odd-sized and odd-shaped photos; the truth goes to OUT/defects.csv",
+                "Data faults", 0.0)
 
 # predict and the label-issue finder
 TTA_PARAM = Param(TTA, "test-time augmentation: flip averages each image's softmax with its mirror's; none uses "
@@ -145,3 +149,26 @@ CORRECTIONS_CSV = CsvSchema("corrections", {
     "person": PERSON_ID, "field": CORRECTION_FIELD,
     "value": Depends("field", {"gender": GENDER, "age": AGE, "race": Text(max_len=64), "swap": SWAP})},
     rows_required=False, fix="see the README's Datasets section for corrections")
+
+# python -m core health (core.health): the findings and the photos left out of training
+HEALTH_ISSUE = Options(("exact_duplicate", "near_duplicate", "duplicate_person", "train_eval_overlap", "dark", "light",
+                        "blurry", "low_information", "odd_size", "odd_aspect_ratio"), labels={
+    "exact_duplicate": "Exact duplicates", "near_duplicate": "Near duplicates",
+    "duplicate_person": "One person under two ids", "train_eval_overlap": "Eval photos also in training",
+    "dark": "Too dark", "light": "Too bright", "blurry": "Blurred", "low_information": "Nearly blank",
+    "odd_size": "Odd size", "odd_aspect_ratio": "Odd aspect ratio"})
+IMAGE_PATH = Text(max_len=4096, what="an image or folder path")
+HEALTH_CSV = CsvSchema("health", {"issue": HEALTH_ISSUE, "path": IMAGE_PATH,
+                                  "person": Text(max_len=300, nonempty=False), "score": Interval(float, 0.0, 1.0),
+                                  "group": Text(max_len=64, nonempty=False)},
+                       rows_required=False, fix="a health CSV is written by python -m core health (see docs/health.md)")
+# The photos the dataset layer leaves out (core.dataset.scan(leave_out=...)): a path (an image,
+# or a person's folder for all its photos), absolute or relative to the dataset folder, and why.
+LEAVE_OUT_CSV = CsvSchema("leave-out", {"path": IMAGE_PATH, "issue": Text(max_len=64, nonempty=False)},
+                          rows_required=False, fix="a leave-out CSV has the columns path,issue (see docs/health.md)")
+HEALTH_FILE = PathRule(kind="file", suffixes=(".csv",), what="health CSV",
+                       hint="python -m core health --data DIR --out health.csv writes one")
+LEAVE_OUT_FILE = PathRule(kind="file", suffixes=(".csv",), what="leave-out CSV")
+HEALTH_HELP = ("a health.csv (python -m core health): persons whose photos are copies of each other are kept in "
+               "one fold")
+LEAVE_OUT_HELP = "a leave-out CSV (path,issue; written by the Data health page): these photos are left out"

@@ -19,6 +19,7 @@ def register(sub) -> None:
     add_flag(d, "seed", rb.SEED, default=0)
     add_flag(d, "workers", rb.WORKERS)
     add_flag(d, "label_noise", rb.LABEL_NOISE, default=0.0, metavar="RATE")
+    add_flag(d, "defects", rb.DEFECTS, default=0.0, metavar="RATE")
     d.set_defaults(func=cmd_demo)
 
     i = sub.add_parser("info", help="detect the layout, count images/persons/classes, list problems")
@@ -39,7 +40,8 @@ def cmd_demo(args) -> int:
     from core.demo import make_demo
 
     summary = make_demo(args.out, people=args.people, seed=args.seed, eval_people=args.eval_people,
-                        progress=progress_bar("demo"), workers=args.workers, label_noise=args.label_noise)
+                        progress=progress_bar("demo"), workers=args.workers, label_noise=args.label_noise,
+                        defect_rate=args.defects)
     out = Path(args.out)
     print(f"wrote demo dataset to {out.resolve()}: "
           f"{summary['train_images']} train images, {summary['eval_images']} eval images")
@@ -49,6 +51,10 @@ def cmd_demo(args) -> int:
         kinds = ", ".join(f"{n} {kind}" for kind, n in planted.items() if n)
         print(f"  planted label errors: {sum(planted.values())} of {summary['people']} train persons ({kinds}); "
               f"truth: {summary['label_noise_file']}, corrections: {summary['label_noise_corrections']}")
+    if summary["defects_file"]:
+        faults = summary["defects"]
+        kinds = ", ".join(f"{n} {kind}" for kind, n in faults.items() if n)
+        print(f"  planted data faults: {sum(faults.values())} ({kinds}); truth: {summary['defects_file']}")
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from core import rulebook as rb
 from core.cores import usable_cores
-from core.demo import noise
+from core.demo import defects, noise
 from core.demo.effects import render_photos
 from core.demo.person import Person, _person_rng, plan_people
 from core.demo.population import RACE, STEMS
@@ -102,7 +102,7 @@ def _prepare_out(out: Path) -> None:
         for sub in ("train", "eval"):
             if (out / sub).is_dir():
                 shutil.rmtree(out / sub)
-        for name in (noise.TRUTH_FILE, noise.CORRECTIONS_FILE):
+        for name in (noise.TRUTH_FILE, noise.CORRECTIONS_FILE, defects.TRUTH_FILE):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -155,17 +155,20 @@ def _write_eval_csvs(folder: Path, eval_rows: list[tuple[str, int]], seed: int) 
                 w.writerow([image_id, label if with_answers else 0])
 
 
-def _write_marker(out: Path, seed: int, people: int, eval_people: int, label_noise: float) -> None:
+def _write_marker(out: Path, seed: int, people: int, eval_people: int, label_noise: float,
+                  defect_rate: float = 0.0) -> None:
     """The file that marks `out` as a demo folder (so it may be regenerated) and its arguments."""
     args = {"generator": "core.demo.make_demo", "seed": seed, "people": people, "eval_people": eval_people}
     if label_noise > 0:  # absent at 0, so the marker, like every file, is unchanged by the option
         args["label_noise"] = label_noise
+    if defect_rate > 0:
+        args["defects"] = defect_rate
     (out / MARKER).write_text(json.dumps(args, indent=1) + "\n")
 
 
 def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: int | None = None,
               progress: Callable[[int, int], None] | None = None, workers: int | None = None,
-              label_noise: float = 0.0) -> dict:
+              label_noise: float = 0.0, defect_rate: float = 0.0) -> dict:
     """Write a synthetic dataset in the competition's layout to `out` and summarise it.
 
     people: training people (7 photos each); eval_people: distinct evaluation people
@@ -173,7 +176,9 @@ def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: in
     progress(done, total): called with image counts as people are written; workers: drawing
     processes (default: every available core; the files do not depend on it; small demos
     are drawn in this process); label_noise: share of training persons whose labels are made
-    wrong on purpose, with the truth written beside train/ (see core.demo.noise).
+    wrong on purpose, with the truth written beside train/ (see core.demo.noise); defect_rate:
+    share of training persons given a data fault on purpose (duplicates, leaks, bad photos), the
+    truth in OUT/defects.csv (see core.demo.defects).
 
     The workers are spawned, so a script that calls this at import time needs the usual
     ``if __name__ == "__main__":`` guard (``python -m core demo`` and Streamlit are fine).
@@ -185,9 +190,10 @@ def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: in
     eval_people = rb.DEMO_EVAL_PEOPLE.check(_plain(eval_people), "eval_people", DemoError)
     workers = rb.WORKERS.check(_plain(workers), "workers", DemoError) if workers is not None else None
     label_noise = rb.LABEL_NOISE.check(_plain(label_noise), "label_noise", DemoError)
+    defect_rate = rb.DEFECTS.check(_plain(defect_rate), "defects", DemoError)
     out = Path(out)
     _prepare_out(out)
-    _write_marker(out, seed, people, eval_people, label_noise)
+    _write_marker(out, seed, people, eval_people, label_noise, defect_rate)
     (out / "train" / "images").mkdir(parents=True)
     (out / "eval" / "images").mkdir(parents=True)
 
@@ -198,19 +204,24 @@ def make_demo(out: str | Path, people: int = 270, seed: int = 0, eval_people: in
     processes = drawing_processes(workers, len(jobs))
     eval_rows = _draw_all(jobs, processes, progress, total=7 * (people + eval_people))
     noise.plant_on_disk(out / "train" / "images", plants)
-    _write_train_csv(out / "train" / "train.csv", noise.labelled(train, plants))
-    _write_eval_csvs(out / "eval", eval_rows, seed)
+    listed = noise.labelled(train, plants)
+    faults = defects.plant_defects(out, listed, defect_rate, seed, avoid={p.true.index for p in plants})
+    _write_train_csv(out / "train" / "train.csv", listed + faults.people)
+    _write_eval_csvs(out / "eval", eval_rows + faults.eval_rows, seed)
+    faults_file = defects.write_truth(out, faults) if faults.rows else None
     truth = noise.write_truth(out, plants) if plants else (None, None)
     return {
         "out": str(out),
         "seed": seed,
         "people": people,
         "eval_people": eval_people,
-        "train_images": 7 * people,
+        "train_images": 7 * (people + len(faults.people)),
         "eval_images": 7 * eval_people,
         "appledouble_files": sum(1 for _ in (out / "train" / "images").glob("*/._*")),
         "processes": processes,
         "label_noise": {kind: sum(p.kind == kind for p in plants) for kind in noise.KINDS},
         "label_noise_file": str(truth[0]) if truth[0] else None,
         "label_noise_corrections": str(truth[1]) if truth[1] else None,
+        "defects": faults.counts,
+        "defects_file": str(faults_file) if faults_file else None,
     }
