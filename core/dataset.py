@@ -15,10 +15,12 @@ Only a dataset that cannot be read at all raises :class:`DatasetError`.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from core import labels
@@ -70,6 +72,7 @@ class Dataset:
     class_names: list[str]
     problems: list[Problem] = field(default_factory=list)
     skipped_hidden: int = 0  # AppleDouble and other dot files passed over on purpose
+    left_out: int = 0  # images a leave-out file took out of the index (nothing is deleted)
 
     @property
     def has_labels(self) -> bool:
@@ -360,10 +363,42 @@ def apply_corrections(df: pd.DataFrame, corrections: pd.DataFrame) -> pd.DataFra
     return _fill_names(df)
 
 
+# ----------------------------------------------------------------------------- leave-out
+
+def load_leave_out(path: str | Path) -> pd.DataFrame:
+    """Read a leave-out CSV (path,issue: :data:`core.rulebook.LEAVE_OUT_CSV`), written by the Data
+    health page: images, or persons' folders, to leave out of the index. A bad row raises
+    DatasetError naming the row."""
+    return rb.LEAVE_OUT_CSV.read(Path(path), error=DatasetError)
+
+
+def _norm(path: str | Path, root: Path) -> str:
+    path = Path(path).expanduser()
+    return os.path.normpath(os.path.abspath(path if path.is_absolute() else root / path))
+
+
+def apply_leave_out(df: pd.DataFrame, root: Path, table: pd.DataFrame, source: str,
+                    problems: list[Problem]) -> tuple[pd.DataFrame, int]:
+    """``df`` without the images ``table`` lists (an image path, or a folder for every image under
+    it; relative paths start at ``root``), and how many were left out. Listed paths that match no
+    image become problems."""
+    listed = {_norm(p, root) for p in table["path"]}
+    paths = [_norm(p, root) for p in df["path"]]
+    parents = [os.path.dirname(p) for p in paths]
+    out = np.array([p in listed or d in listed for p, d in zip(paths, parents)], dtype=bool)
+    for missing in sorted(listed - set(paths) - set(parents)):
+        problems.append(Problem(missing, f"listed in the leave-out file {source} but not in the dataset; "
+                                         "remove the row or check the dataset folder"))
+    return df[~out], int(out.sum())
+
+
 # ----------------------------------------------------------------------------- entry point
 
-def scan(root: str | Path, corrections: str | Path | None = None) -> Dataset:
-    """Index a dataset folder. See the module docstring for layouts and problem handling."""
+def scan(root: str | Path, corrections: str | Path | None = None, leave_out: str | Path | None = None) -> Dataset:
+    """Index a dataset folder. See the module docstring for layouts and problem handling.
+
+    ``leave_out``: a leave-out CSV (:func:`load_leave_out`); the images it lists are not indexed,
+    and ``Dataset.left_out`` counts them. The files themselves are untouched."""
     root = Path(root).expanduser()
     layout, images = detect_layout(root)
     problems: list[Problem] = []
@@ -390,5 +425,10 @@ def scan(root: str | Path, corrections: str | Path | None = None) -> Dataset:
             raise DatasetError(f"{corrections}: label corrections apply to the competition train layout only, "
                                f"but {root} is a {layout!r} dataset")
         df = apply_corrections(df, load_corrections(corrections))
+    left_out = 0
+    if leave_out is not None:
+        df, left_out = apply_leave_out(df, root, load_leave_out(leave_out), str(leave_out), problems)
+        if df.empty:
+            raise DatasetError(f"{leave_out}: leaves out every image of {root}; nothing is left to use", problems)
     return Dataset(root=root, layout=layout, df=df.reset_index(drop=True), class_names=class_names,
-                   problems=problems, skipped_hidden=hidden)
+                   problems=problems, skipped_hidden=hidden, left_out=left_out)

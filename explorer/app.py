@@ -28,6 +28,7 @@ PAGES = {
     "Data": [
         st.Page("views/overview.py", title="Overview", icon=":material/bar_chart:", default=True),
         st.Page("views/faces.py", title="Faces and crop", icon=":material/face:"),
+        st.Page("views/health.py", title="Data health", icon=":material/health_and_safety:"),
     ],
     "Recipe": [
         st.Page("views/preprocess.py", title="Preprocessing", icon=":material/tune:"),

@@ -80,7 +80,7 @@ BASE = {"demo": ["--out", "/dev/null/demo", "--people", "0"], "info": ["--data",
         "faces": ["--data", MISSING],
         "predict": ["--run", MISSING, "--data", MISSING], "evaluate": ["--pred", MISSING, "--gt", MISSING],
         "train": ["--data", MISSING], "lr-find": ["--data", MISSING], "label-issues": ["--data", MISSING],
-        "sweep": ["--data", MISSING, "--out", "/dev/null/sweep"]}
+        "sweep": ["--data", MISSING, "--out", "/dev/null/sweep"], "health": ["--data", MISSING, "--eval", MISSING]}
 
 
 def test_every_typed_flag_is_fuzzed():

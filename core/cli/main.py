@@ -9,7 +9,7 @@ from core.cli.util import Parser
 from core.errors import UserError
 
 # Each module has register(sub): its subcommands, their flags (from the rule book) and handlers.
-COMMAND_MODULES = ("core.cli.data", "core.cli.predict", "core.cli.train", "core.cli.sweep")
+COMMAND_MODULES = ("core.cli.data", "core.cli.predict", "core.cli.train", "core.cli.sweep", "core.cli.health")
 
 
 def build_parser() -> Parser:

@@ -22,7 +22,8 @@ verdicts and the per-person checks), duplicates (candidates and their verificati
 (what the duplicates mean).
 
 What uses the findings: :func:`fold_groups` (persons the splitter keeps in one fold,
-core.splits) and :func:`write_leave_out` (photos the dataset layer leaves out, core.dataset).
+core.splits; ``train --health``) and :func:`leave_out_rows` / :func:`write_leave_out` (photos
+the dataset layer leaves out, core.dataset; ``train --leave-out``).
 """
 
 from __future__ import annotations
@@ -192,12 +193,41 @@ def health_fold_groups(path: str | Path | None) -> dict[str, str] | None:
     return fold_groups(read_health_csv(path))
 
 
-def write_leave_out(findings: pd.DataFrame, out: str | Path) -> Path:
-    """The leave-out file (:data:`core.rulebook.LEAVE_OUT_CSV`: path,issue) for the photos of
-    ``findings``: the dataset layer leaves them out of the index (training never sees them);
-    nothing is deleted. A person's folder (a duplicate_person row) leaves out its photos."""
-    rows = findings[["path", "issue"]].drop_duplicates("path")
+def leave_out_rows(result: HealthResult, issues: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """The photos to leave out of training for the findings of ``issues`` (path,issue):
+
+    * a quality finding: the photo;
+    * a duplicate set (exact or near): every member but one (the first by path), so one copy stays;
+    * one person under two ids: every person of the group but the first (its whole folder);
+    * an eval photo that is also in training: the training photos it duplicates (the eval set is
+      not training data; its copy in training is what leaks).
+    """
+    found = result.findings[result.findings["issue"].isin(issues)]
+    rows: list[tuple[str, str]] = []
+    for issue, part in found.groupby("issue", sort=False):
+        if issue == "train_eval_overlap":
+            pairs = result.pairs[result.pairs["issue"] == issue]
+            rows += [(a, issue) for a in sorted(set(pairs["a"]))]
+        elif issue in LINKING:
+            for _, members in part.groupby("group"):
+                rows += [(path, issue) for path in sorted(members["path"])[1:]]
+        else:
+            rows += [(path, issue) for path in part["path"]]
+    return pd.DataFrame(rows, columns=list(rb.LEAVE_OUT_CSV.columns)).drop_duplicates("path").reset_index(drop=True)
+
+
+def write_leave_out(rows: pd.DataFrame, out: str | Path) -> Path:
+    """Write the leave-out file (:data:`core.rulebook.LEAVE_OUT_CSV`, path,issue): the dataset
+    layer leaves its photos out of the index (``scan(..., leave_out=...)``, ``train --leave-out``);
+    nothing is deleted."""
     out = Path(out)
     with atomic_path(out) as tmp:
-        rows.to_csv(tmp, index=False)
+        rows[list(rb.LEAVE_OUT_CSV.columns)].to_csv(tmp, index=False)
     return out
+
+
+def is_cached(data: str | Path, eval_dir: str | Path | None = None) -> bool:
+    """True when the findings for exactly these files are on disk (a call returns at once)."""
+    train = _scan(data).df["path"].astype(str).tolist()
+    evals = _scan(eval_dir).df["path"].astype(str).tolist() if eval_dir else []
+    return _cache_files(_key(train, evals))[0].is_file()

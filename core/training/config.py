@@ -93,6 +93,10 @@ class TrainConfig:
     # 0: every core this process may use (core.cores.usable_cores)
     workers: int = param(0, rb.WORKERS.rule, rb.WORKERS.help, "Workers")
     corrections: str | None = param(None, rb.CORRECTIONS, rb.CORRECTIONS_HELP, "Label corrections", optional=True)
+    # python -m core health: persons whose photos are copies of each other share a fold; photos left out
+    health: str | None = param(None, rb.HEALTH_FILE, rb.HEALTH_HELP, "Health check (duplicate persons in one fold)",
+                               optional=True)
+    leave_out: str | None = param(None, rb.LEAVE_OUT_FILE, rb.LEAVE_OUT_HELP, "Photos left out", optional=True)
     amp: bool = param(True, Boolean(), "mixed precision (bf16/fp16 autocast) on cuda; ignored on cpu",
                       "Mixed precision")
     # NHWC memory format: faster convolutions on CPU (oneDNN) and GPU (tensor cores)

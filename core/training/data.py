@@ -55,10 +55,11 @@ def old_age_labels(df: pd.DataFrame, class_names: list[str], old_age: int,
     return labels
 
 
-def scan_labelled(data: str, corrections: str | None):
-    """The dataset index, keeping rows with a label; UserError when none has one."""
+def scan_labelled(data: str, corrections: str | None, leave_out: str | None = None):
+    """The dataset index, keeping rows with a label (without the images a leave-out file lists);
+    UserError when none has one."""
     corrections = str(REPORTED_CORRECTIONS) if corrections == "reported" else corrections
-    ds = scan(data, corrections=corrections)
+    ds = scan(data, corrections=corrections, leave_out=leave_out)
     df = ds.df[ds.df["label"] >= 0].reset_index(drop=True)
     if df.empty:
         raise UserError(f"{data}: no labelled images to train on (a {ds.layout!r} dataset without answers)")
@@ -74,11 +75,24 @@ def load_images(df: pd.DataFrame, recipe: Recipe, workers: int, log: Callable[[s
     return build_cache(df, recipe, progress=progress, log=log, workers=workers or None)
 
 
-def make_splits(df: pd.DataFrame, folds: int, val_ratio: float, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train_rows, val_rows) per model; no person is ever on both sides."""
+def make_splits(df: pd.DataFrame, folds: int, val_ratio: float, seed: int,
+                together: dict[str, str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train_rows, val_rows) per model; no person is ever on both sides, nor two persons that
+    ``together`` ties (one person under two ids: :func:`health_groups`)."""
     if folds >= 2:
-        return person_folds(df, folds, seed)
-    return [person_split(df, val_ratio, seed)]
+        return person_folds(df, folds, seed, together)
+    return [person_split(df, val_ratio, seed, together)]
+
+
+def health_groups(health: str | None, df: pd.DataFrame) -> dict[str, str] | None:
+    """person -> fold group from a health.csv (core.health.fold_groups), for the persons of ``df``;
+    None without a health file, so that the split is exactly the one without it."""
+    if not health:
+        return None
+    from core.health import fold_groups, read_health_csv
+
+    persons = set(df["person"].astype(str))
+    return {p: g for p, g in fold_groups(read_health_csv(health)).items() if p in persons}
 
 
 # ----------------------------------------------------------------------------- resume checks

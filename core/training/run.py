@@ -28,6 +28,7 @@ from core.training.data import (
     TrainData,
     dataset_files,
     describe_changes,
+    health_groups,
     load_images,
     make_splits,
     old_age_labels,
@@ -122,7 +123,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
     cfg, device, why = resolve_config(config)
     device = setup(dist, device, cfg.dist_timeout)
     try:
-        ds, df = scan_labelled(cfg.data, cfg.corrections)
+        ds, df = scan_labelled(cfg.data, cfg.corrections, cfg.leave_out)
         settings = resolve_run(cfg, device, why, ds.layout, list(ds.class_names), dist.world if dist.active else 1)
         return _train(settings, ds, df, dist, list(callbacks) if dist.main else [])
     finally:
@@ -131,7 +132,8 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
 
 def _train(settings: RunSettings, ds, df: pd.DataFrame, dist: Dist, callbacks: list) -> Path:
     cfg, device = settings.config, settings.device
-    splits = make_splits(df, cfg.folds, cfg.val_ratio, cfg.seed)
+    together = health_groups(cfg.health, df)  # None without --health: the split is the usual one
+    splits = make_splits(df, cfg.folds, cfg.val_ratio, cfg.seed, together)
     files = dataset_files(df, splits)
     if cfg.resume:
         _check_resume(Path(cfg.resume), files, dist)
@@ -148,7 +150,7 @@ def _train(settings: RunSettings, ds, df: pd.DataFrame, dist: Dist, callbacks: l
             writer.status(state="running", message="preparing images", force=True, fold=0, epoch=0, epochs=cfg.epochs,
                           batch=0, n_batches=0, eta_s=None, started=time.time())
             if dist.main and not cfg.resume:  # (the others pass rank 0 only after the cache barrier)
-                _write_config(writer, settings, ds, df, splits)
+                _write_config(writer, settings, ds, df, splits, together)
                 writer.write_csv(FILES, files)
             elif dist.main:
                 writer.rewrite_metrics([r for fold in sorted(lasts) for r in lasts[fold]["state"]["history"]])
@@ -209,13 +211,19 @@ def _stopped(run_dir: Path, writer: RunWriter, callbacks: list) -> Path:
     return run_dir
 
 
-def _write_config(writer: RunWriter, settings: RunSettings, ds, df: pd.DataFrame, splits) -> None:
+def _write_config(writer: RunWriter, settings: RunSettings, ds, df: pd.DataFrame, splits,
+                  together: dict[str, str] | None = None) -> None:
     recipe = settings.recipe
     writer.write_json("recipe.json", recipe.to_dict())
     counts = df.groupby("label").size()
     dataset = {**ds.summary(), "labelled_images": int(len(df)),
                "class_counts": {ds.class_names[int(k)]: int(v) for k, v in counts.items()},
                "split": [{"train": int(len(t)), "val": int(len(v))} for t, v in splits]}
+    if settings.config.health:  # the persons a health check kept in one fold (core.health.fold_groups)
+        dataset["health"] = {"file": settings.config.health, "groups": len(set((together or {}).values())),
+                             "persons": len(together or {})}
+    if settings.config.leave_out:
+        dataset["left_out"] = {"file": settings.config.leave_out, "images": int(ds.left_out)}
     writer.write_json("config.json", {
         "config": settings.config_dict(), "recipe": recipe.to_dict(), "dataset": dataset,
         "class_names": list(ds.class_names), "num_classes": len(ds.class_names), "head": settings.head,
