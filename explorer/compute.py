@@ -23,6 +23,8 @@ VAL_RATIO, SPLIT_SEED = 0.2, 0  # the oversampling page's person split (training
 # Face detection starts its worker pool with "spawn" (a fresh interpreter per worker), which is
 # safe from the threaded Streamlit server: use every core. (The image cache spawns too.)
 WORKERS = None
+# The Faces page runs every detector without a click up to this many images; above, on a click.
+FACES_AUTO_LIMIT = 1000
 
 
 def clear_caches() -> None:

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from apptest import assert_clean, open_app
+from helpers_train import make_train
 
 from core import faces
 from core import rulebook as rb
@@ -59,3 +60,24 @@ def test_the_page_shows_each_detectors_rates_and_switches_the_recipes_detector(t
         assert next(m.value for m in at.metric if m.label == "Faces found") == f"{rate:.0%}"
     at.checkbox(key="faces_landmarks").uncheck().run()
     assert_clean(at)
+
+
+def test_a_large_dataset_detects_and_compares_on_a_click(tmp_path, monkeypatch):
+    """Above the page's limit nothing is detected until asked: one button for the recipe's
+    detector, then one for the others."""
+    from explorer import compute
+
+    monkeypatch.setattr(compute, "FACES_AUTO_LIMIT", 5)
+    monkeypatch.setenv("MASKLAB_CACHE", str(tmp_path / "cache"))
+    at = open_app(make_train(tmp_path / "train", people=3), "faces")  # 21 images
+    assert at.button(key="faces_run").label == "Detect faces in 21 images"
+    assert any("not computed yet" in i.value for i in at.info)
+    at.button(key="faces_run").click().run()
+    assert_clean(at)
+    assert [p.name.split("-", 1)[1] for p in (tmp_path / "cache" / "faces").glob("*.csv")] == ["both-v4.csv"]
+    assert "haar, mtcnn" in at.button(key="faces_compare").help
+    at.button(key="faces_compare").click().run()
+    assert_clean(at)
+    assert len(rates_shown(at)) == 3 * 4
+    at.run()
+    assert not [b for b in at.button if b.key in ("faces_run", "faces_compare")]  # everything is on disk now

@@ -26,7 +26,6 @@ from explorer.guard import require_dataset
 from explorer.recipe_state import get_recipe, reset_widgets, update_recipe
 from explorer.widgets import param_widget, recipe_choice, recipe_number, recipe_slider, widget_key
 
-AUTO_LIMIT = 1000  # detect faces without a click up to this many images (or when cached on disk)
 GRID = (48, 64)  # heatmap cells (columns, rows)
 MTCNN_COLOR, HAAR_COLOR, POINT_COLOR = (0, 140, 255), (255, 60, 60), (255, 255, 0)
 DISAGREE_SHOWN = 12
@@ -85,7 +84,7 @@ recipe = get_recipe()
 # --- face detection ------------------------------------------------------------------------
 detector = recipe_choice("crop", "detector")
 update_recipe("crop", detector=detector)
-small = len(df) <= AUTO_LIMIT
+small = len(df) <= compute.FACES_AUTO_LIMIT
 if small:  # every detector, the single ones first, so "both" is put together from their tables
     tables = compute.face_tables(run=True)
     faces = tables[detector]
@@ -104,8 +103,10 @@ if faces is None:
             "The crop settings below work without them.")
 else:
     if not small:
-        compare = st.button("Compare with the other detectors", key="faces_compare",
-                            help="Runs each detector not yet on disk once over the dataset.")
+        missing = [name for name in rb.DETECTOR.values if not compute.faces_on_disk(name)]
+        compare = bool(missing) and st.button(
+            "Compare with the other detectors", key="faces_compare",
+            help=f"Runs {', '.join(missing)} once over the dataset (cached on disk afterwards).")
         tables = compute.face_tables(run=compare)
     rates = detection_rates(faces, df)
     r1, r2 = st.columns([1, 2])
