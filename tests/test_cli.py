@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.cli import build_parser
+from core.faces import FACE_COLUMNS
 from tests.helpers import make_train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,11 +59,14 @@ def test_faces_writes_path_and_box_columns(demo_root, tmp_path):
     proc = cli("faces", "--data", str(demo_root / "eval"), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(out)
-    assert list(table.columns) == ["path", "x", "y", "w", "h"]
+    assert list(table.columns) == FACE_COLUMNS  # path,x,y,w,h,source, then confidence and landmarks
     assert len(table) == len(pd.read_csv(demo_root / "eval" / "info.csv"))
-    assert table["x"].notna().any() and table["x"].isna().any()  # masks hide some faces
-    raw = out.read_text().splitlines()
-    assert any(line.endswith(",,,,") for line in raw)  # empty fields where no face, not 'nan'
+    assert set(table["source"]) <= {"mtcnn", "haar", "none"}  # an eval set has no persons: no fallback
+    found = table["source"] != "none"
+    assert table.loc[found, ["x", "y", "w", "h"]].notna().all().all()
+    assert table.loc[~found, ["x", "y", "w", "h"]].isna().all().all()
+    raw = out.read_text().splitlines()[1:]
+    assert all(",,,,,none," in line for line in raw if ",none," in line)  # empty fields where no face, not 'nan'
     assert "faces found (Not wear)" in proc.stdout
 
 
