@@ -39,11 +39,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.cli import main  # noqa: E402
-from core.recipe import starter_recipe  # noqa: E402
-from core.sweep import Job, open_study  # noqa: E402
-from core.training import TrainConfig, train  # noqa: E402
-from core.training.data import scan_labelled  # noqa: E402
+from core.cli import main
+from core.recipe import starter_recipe
+from core.sweep import Job, open_study
+from core.training import TrainConfig, train
+from core.training.data import scan_labelled
 
 
 def parse() -> argparse.Namespace:
@@ -89,7 +89,7 @@ def main_() -> int:
     rotate = starter_recipe(ds.layout).augment.rotate
     space = out / "space.json"
     space.write_text(json.dumps({"recipe.augment.rotate": {"choices": [rotate]}}))  # one configuration
-    settings = dict(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=2e-3)
+    settings = {"model": args.model, "epochs": args.epochs, "batch_size": args.batch_size, "lr": 2e-3}
     flags = ["--model", args.model, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
              "--lr", "0.002"]
     plain_cfg = TrainConfig(data=args.data, recipe=str(recipe_file), out=str(out / "plain"), **settings)

@@ -90,7 +90,7 @@ class Job:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Job":
+    def load(cls, path: str | Path) -> Job:
         data = json.loads(Path(path).read_text())
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

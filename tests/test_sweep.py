@@ -9,17 +9,16 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers_train import make_train, tiny_recipe
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from core.cli import build_parser, main
 from core.errors import UserError
-from core.recipe import Recipe
+from core.recipe import Recipe, recipe_params
 from core.runs import read_config, read_metrics, read_status
 from core.sweep_space import DEFAULT_SPACE, default_space, parse_space, searchable_fields
 from core.training.config import PARAMS
-from core.recipe import recipe_params
-from helpers_train import make_train, tiny_recipe
 
 # 1-epoch trials of the small CNN on 24x32 inputs: a trial takes a second or two.
 FLAGS = ["--model", "smallcnn", "--epochs", "1", "--batch-size", "16", "--train-workers", "1"]

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import optuna
 import pytest
-
 from test_sweep import FLAGS, journal_study, states, sweep, tiny  # noqa: F401 - the tiny fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +29,7 @@ def command(tiny: dict, out: Path, *extra: str) -> list[str]:
 
 def run(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True, timeout=LIMIT_S)
+                          text=True, timeout=LIMIT_S, check=False)
 
 
 def test_two_worker_processes_share_one_journal_and_add_exactly_n_trials(tiny):
@@ -117,7 +116,7 @@ def postgres_url():
     data, port = folder / "data", _free_port()
 
     def pg(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*as_user, *argv], capture_output=True, text=True, timeout=120)
+        return subprocess.run([*as_user, *argv], capture_output=True, text=True, timeout=120, check=False)
 
     init = pg(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "masklab", "-E", "UTF8", "--no-sync")
     assert init.returncode == 0, init.stderr

@@ -17,11 +17,11 @@ from core import rulebook as rb
 from core.devices import resolve_device
 from core.errors import UserError
 from core.recipe import Recipe
+from core.rules import Boolean, ListOf, Options
 from core.sweep import read_best, read_sweep, request_stop, stop_requested, study_from_folder, trial_rows
 from core.sweep_space import DEFAULT_SPACE, Field, dim, parse_space, searchable_fields
 from core.sweep_workers import background, start_in_background
 from core.training.config import PARAMS, device_defaults
-from core.rules import Boolean, ListOf, Options
 from explorer.data import loaded, runs_dir
 from explorer.guard import PageStop
 from explorer.recipe_state import get_recipe, init_widget, set_recipe
