@@ -57,3 +57,17 @@ def test_the_sweep_page_runs_a_sweep_and_uses_the_best(tiny, runs):
     listed = next(d.value for d in at.dataframe if "sweep trial" in d.value.columns)
     trial_runs = listed[listed["run"].str.startswith("sweep/")]
     assert sorted(trial_runs["sweep trial"]) == [0, 1]
+
+
+def test_the_default_space_is_drawn_from_the_rule_book_and_a_bad_range_is_one_error(tiny, runs):
+    at = open_app(tiny / "train", "sweep", **{"s.dir": str(runs / "empty-sweep")})
+    assert at.multiselect(key="s.fields").value == [
+        "train.lr", "train.weight_decay", "train.smoothing", "recipe.input_size", "recipe.crop.box.3",
+        "recipe.enhance.contrast", "recipe.enhance.sharpness", "recipe.enhance.equalize", "recipe.sampling.target",
+        "recipe.augment.rotate"]
+    contrast = at.number_input(key="s.high.recipe.enhance.contrast")
+    assert (contrast.value, contrast.min, contrast.max, contrast.step) == (1.5, 0.0, 3.0, 0.05)  # the rule's
+    assert at.multiselect(key="s.choices.recipe.input_size").value == ["64x64", "80x80", "96x96", "112x112"]
+    at.number_input(key="s.low.train.lr").set_value(0.05).run()
+    assert [e.value for e in at.error] == ["the page's space: train.lr: low 0.05 is above high 0.01"]
+    assert "s.start" not in [b.key for b in at.button]  # refused before anything can start
