@@ -15,6 +15,7 @@ run gets a fresh cache folder, so nothing is reused; the cached time is check_he
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -37,7 +38,7 @@ def timed_run(data: Path, eval_dir: Path | None, workers: int | None, repeats: i
     result = check_health(data, eval_dir, workers=workers, log=lambda text: marks.append((text, time.perf_counter())))
     first = time.perf_counter() - start
     marks.append(("end", time.perf_counter()))
-    phases = [(text, later - t) for (text, t), (_, later) in zip(marks, marks[1:])]
+    phases = [(text, later - t) for (text, t), (_, later) in itertools.pairwise(marks)]
     again = []
     for _ in range(repeats):
         t = time.perf_counter()

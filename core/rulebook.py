@@ -165,7 +165,7 @@ HEALTH_CSV = CsvSchema("health", {"issue": HEALTH_ISSUE, "path": IMAGE_PATH,
 # The photos the dataset layer leaves out (core.dataset.scan(leave_out=...)): a path (an image,
 # or a person's folder for all its photos), absolute or relative to the dataset folder, and why.
 LEAVE_OUT_CSV = CsvSchema("leave-out", {"path": IMAGE_PATH, "issue": Text(max_len=64, nonempty=False)},
-                          rows_required=False, fix="a leave-out CSV has the columns path,issue (see docs/health.md)")
+                          rows_required=False, fix="the Data health page writes one (see docs/health.md)")
 HEALTH_FILE = PathRule(kind="file", suffixes=(".csv",), what="health CSV",
                        hint="python -m core health --data DIR --out health.csv writes one")
 LEAVE_OUT_FILE = PathRule(kind="file", suffixes=(".csv",), what="leave-out CSV")

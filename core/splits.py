@@ -12,12 +12,11 @@ without it the groups are the persons, exactly as before.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-from typing import Mapping
-
 from sklearn.model_selection import StratifiedGroupKFold
 
 from core.errors import UserError

@@ -55,3 +55,32 @@ def test_bad_split_settings():
         person_folds(df, 5)
     with pytest.raises(UserError, match="val-ratio must be between 0 and 1"):
         person_split(df, 1.5)
+
+
+# ----------------------------------------------------------------------------- health groups
+
+TIED = ({"000003", "000017", "000040"}, {"000008", "000051"})  # persons whose photos are copies of each other
+
+
+def together() -> dict[str, str]:
+    return {p: min(group) for group in TIED for p in group}
+
+
+def test_persons_tied_by_a_health_check_share_a_fold():
+    df = fake_index()
+    splits = [s for k, seed in ((2, 0), (3, 1), (5, 7)) for s in person_folds(df, k, seed, together())]
+    splits.append(person_split(df, 0.2, 4, together()))
+    for tr, va in splits:
+        for group in TIED:
+            assert not (group & set(df.person.iloc[tr]) and group & set(df.person.iloc[va]))
+    val = np.concatenate([va for _, va in person_folds(df, 5, 7, together())])
+    assert sorted(val) == list(range(len(df)))
+
+
+def test_without_health_groups_the_split_is_unchanged():
+    df = fake_index()
+    plain = person_folds(df, 5, 3)
+    for nothing in (None, {}):
+        again = person_folds(df, 5, 3, nothing)
+        assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(plain, again))
+        assert all(np.array_equal(x, y) for x, y in zip(person_split(df, 0.2, 1), person_split(df, 0.2, 1, nothing)))

@@ -33,6 +33,7 @@ import csv
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -41,6 +42,9 @@ from core.demo.noise import planted_count
 from core.demo.person import Person
 from core.demo.population import STEMS
 from core.labels import STEM_TO_MASK, age_group, encode
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KINDS = ("exact_duplicate", "near_duplicate", "duplicate_person", "train_eval_overlap", "dark", "light", "blurry",
          "low_information", "odd_size", "odd_aspect_ratio")
@@ -263,7 +267,7 @@ def write_truth(out: Path, planted: Planted) -> Path:
 
 # ----------------------------------------------------------------------------- scoring a finder
 
-def score_findings(truth: "pd.DataFrame", findings: "pd.DataFrame", root: Path) -> "pd.DataFrame":
+def score_findings(truth: pd.DataFrame, findings: pd.DataFrame, root: Path) -> pd.DataFrame:
     """Recall and precision per issue of ``findings`` (health.csv's columns, absolute paths)
     against ``truth`` (defects.csv, paths relative to the demo folder ``root``).
 

@@ -29,16 +29,16 @@ the dataset layer leaves out, core.dataset; ``train --leave-out``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from core import rulebook as rb
 from core.fileio import atomic_path, locked, remove_unlocked_temporaries
-from core.health.findings import COLUMNS, PAIR_COLUMNS, build
+from core.health.findings import COLUMNS, build
 from core.health.measure import MEASURE_VERSION, cached_measure, files_key
 from core.paths import cache_dir
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
 from multiprocessing import get_context
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -67,11 +67,11 @@ def exact_sets(md5: pd.Series, paths: list[str]) -> list[list[int]]:
     """Index sets of images with equal pixels: equal on the working image, then confirmed on the
     full-size pixels (few images: only those whose working images already match)."""
     sets = []
-    for _, idx in md5[md5 != ""].groupby(md5[md5 != ""]).indices.items():
+    for idx in md5[md5 != ""].groupby(md5[md5 != ""]).indices.values():
         if len(idx) < 2:
             continue
         full = pd.Series([full_md5(paths[i]) for i in idx])
-        for _, sub in full[full != ""].groupby(full[full != ""]).indices.items():
+        for sub in full[full != ""].groupby(full[full != ""]).indices.values():
             if len(sub) > 1:
                 sets.append(sorted(int(idx[k]) for k in sub))
     return sorted(sets)
@@ -102,7 +102,7 @@ def candidate_pairs(desc: np.ndarray, person: np.ndarray, is_eval: np.ndarray,
     i = np.concatenate(found_i) if found_i else np.zeros(0, int)
     j = np.concatenate(found_j) if found_j else np.zeros(0, int)
     if phash is not None:  # cleanvision's near duplicates: equal perceptual hashes
-        extra = [(a, b) for _, idx in phash[phash != ""].groupby(phash[phash != ""]).indices.items()
+        extra = [(a, b) for idx in phash[phash != ""].groupby(phash[phash != ""]).indices.values()
                  for a, b in itertools.combinations(sorted(idx)[:PHASH_GROUP], 2)]
         if extra:
             i, j = np.append(i, [a for a, _ in extra]), np.append(j, [b for _, b in extra])

@@ -26,9 +26,9 @@ import math
 import os
 import threading
 import warnings
+from collections.abc import Callable, Iterable
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterable
 
 import cv2
 import numpy as np

@@ -160,17 +160,21 @@ def quality_findings(table: pd.DataFrame, person: np.ndarray | None, foreign: np
             relative = np.minimum(1.0, z[issue].to_numpy() / (2 * bound))
             severity.loc[over, issue] = np.maximum(severity.loc[over, issue], relative[over])
     found = severity > 0
-    if person is not None:  # an over- or under-exposed frame can be all but blank: exposure says why
-        # z["dark"] says how much darker than its siblings a photo is; a blank frame keeps about
-        # their brightness, an over-exposed one is brighter (and passes the light bound too)
+    # an over- or under-exposed frame can be all but blank: then the exposure says why, when
+    # cleanvision calls it dark or light, or (with siblings) it is far darker than they are, or
+    # brighter and clipped (a blank frame keeps about their brightness, and no clipped highlights)
+    exposed = {issue: said[issue].to_numpy().copy() for issue in ("light", "dark")}
+    if person is not None:
         brighter = -z["dark"].to_numpy()
-        saturated = table["brightness_perc_99"].astype(float).to_numpy() >= SATURATED
-        for issue, exposed in (("light", (brighter > EXPOSED) & saturated), ("dark", -brighter > Z_BOUND["dark"])):
-            exposed = (exposed | said[issue].to_numpy()) & found["low_information"].to_numpy()
-            found.loc[exposed, "low_information"] = False
-            found.loc[exposed, issue] = True
-            severity.loc[exposed, issue] = np.maximum(severity.loc[exposed, issue], np.minimum(
-                1.0, z[issue].to_numpy()[exposed] / (2 * Z_BOUND[issue])))
+        exposed["light"] |= (brighter > EXPOSED) & (table["brightness_perc_99"].astype(float).to_numpy() >= SATURATED)
+        exposed["dark"] |= -brighter > Z_BOUND["dark"]
+    for issue, which in exposed.items():
+        which = which & found["low_information"].to_numpy()
+        found.loc[which, "low_information"] = False
+        found.loc[which, issue] = True
+        relative = np.zeros(len(table)) if person is None else np.nan_to_num(z[issue].to_numpy() / (2 * Z_BOUND[issue]))
+        severity.loc[which, issue] = np.maximum.reduce([severity[issue].to_numpy(), np.minimum(1.0, relative),
+                                                        severity["low_information"].to_numpy()])[which]
     shape = found["odd_aspect_ratio"].to_numpy()  # a strip of a photo: its shape says what is wrong
     found.loc[shape, [c for c in CLEANVISION_ISSUES if c != "odd_aspect_ratio"]] = False
     found.loc[found["low_information"], ["dark", "light", "blurry"]] = False

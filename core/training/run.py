@@ -223,7 +223,7 @@ def _write_config(writer: RunWriter, settings: RunSettings, ds, df: pd.DataFrame
         dataset["health"] = {"file": settings.config.health, "groups": len(set((together or {}).values())),
                              "persons": len(together or {})}
     if settings.config.leave_out:
-        dataset["left_out"] = {"file": settings.config.leave_out, "images": int(ds.left_out)}
+        dataset["left_out"] = {"file": settings.config.leave_out, "images": ds.left_out}
     writer.write_json("config.json", {
         "config": settings.config_dict(), "recipe": recipe.to_dict(), "dataset": dataset,
         "class_names": list(ds.class_names), "num_classes": len(ds.class_names), "head": settings.head,
