@@ -31,9 +31,12 @@ Modules, in the order the work flows:
 * ``masks``      - a mask worn or lowered, drawn per photo;
 * ``effects``    - per-photo jitter, lighting, noise and blur; the seven photos of a person;
 * ``writing``    - files, CSVs and ``make_demo``;
-* ``noise``      - planted label errors (``label_noise=``) and the truth files beside train/.
+* ``noise``      - planted label errors (``label_noise=``) and the truth files beside train/;
+* ``defects``    - planted data faults (``defect_rate=``: duplicates, leaks, bad photos) and
+  their truth, ``defects.csv``, beside train/.
 """
 
+from core.demo.defects import TRUTH_FILE as DEFECTS_FILE
 from core.demo.effects import apply_lighting, photo_jitter, render_photos
 from core.demo.noise import CORRECTIONS_FILE, TRUTH_FILE
 from core.demo.person import (
@@ -51,7 +54,7 @@ from core.demo.primitives import HEIGHT, WIDTH
 from core.demo.writing import MARKER, DemoError, eval_image_id, make_demo
 
 __all__ = [
-    "CORRECTIONS_FILE", "HAIR_BG_GAP", "HEIGHT", "MARKER", "MASK_STYLES", "STEMS", "TRUTH_FILE", "WIDTH",
+    "CORRECTIONS_FILE", "DEFECTS_FILE", "HAIR_BG_GAP", "HEIGHT", "MARKER", "MASK_STYLES", "STEMS", "TRUTH_FILE", "WIDTH",
     "DemoError", "Person", "age_marks_strength", "apply_lighting", "draw_person",
     "eval_image_id", "grey_hair_fraction", "landmarks", "make_demo", "make_person", "photo_jitter",
     "plan_people", "render_photos", "sample_population",
