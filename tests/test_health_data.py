@@ -12,7 +12,7 @@ from helpers_train import make_train as make_tiny
 from helpers_train import tiny_recipe
 
 from core.dataset import scan
-from core.errors import DatasetError
+from core.errors import DatasetError, UserError
 from core.training import TrainConfig, train
 
 PEOPLE = ("000001_female_Asian_45", "000002_male_Asian_25", "000003_female_Asian_60")
@@ -87,3 +87,15 @@ def test_a_run_keeps_duplicated_persons_in_one_fold_and_records_it(tmp_path):
     for a, b in ((0, 5), (2, 9)):
         assert list(fold[folders[a][:6]]) == list(fold[folders[b][:6]])
     assert "--health" in config["command"] and "--leave-out" in config["command"]
+
+
+def test_a_missing_health_or_leave_out_file_is_named_when_the_run_starts(tmp_path):
+    data = make_tiny(tmp_path / "train", people=4)
+    for field, message in (("health", "health file does not exist; a health CSV is written by python -m core "
+                                      "health (see docs/health.md)"),
+                           ("leave_out", "leave-out file does not exist; the Data health page writes one (see "
+                                         "docs/health.md)")):
+        with pytest.raises(UserError) as err:
+            train(TrainConfig(data=str(data), out=str(tmp_path / "runs"), epochs=1, workers=1,
+                              **{field: str(tmp_path / "nope.csv")}))
+        assert str(err.value) == f"{tmp_path / 'nope.csv'}: {message}"

@@ -69,7 +69,9 @@ def matched_pairs(paths: list[str], md5: pd.Series, phash: pd.Series, desc: np.n
     same = (person_key[cand.i.to_numpy()] == person_key[cand.j.to_numpy()]) & (person_key[cand.i.to_numpy()] != "")
     cand = cand[cand.score >= np.where(same, dup.COPY_MATCH, dup.NEAR_MATCH)]
     both = pd.concat([exact_df, cand.assign(exact=False)[["i", "j", "score", "exact"]]], ignore_index=True)
-    return _mutual_best(both, person_key).reset_index(drop=True)
+    owner = np.asarray(person_key, dtype=object).copy()
+    owner[is_eval] = [f"eval:{k}" for k in np.flatnonzero(is_eval)]  # each eval photo stands for itself
+    return _mutual_best(both, owner).reset_index(drop=True)
 
 
 def _mutual_best(pairs: pd.DataFrame, person_key: np.ndarray) -> pd.DataFrame:

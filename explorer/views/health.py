@@ -36,19 +36,20 @@ def on_disk(files_key: str, data: str, eval_dir: str | None) -> bool:
 
 
 def short(path: str, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root.parent))
-    except ValueError:
-        return Path(path).name
+    """A photo's caption: its folder's first part (a person id, a class) and its name, cut short."""
+    p = Path(path)
+    folder = p.parent.name.split("_")[0]
+    return f"{folder}/{p.stem[:12]}" if p.parent != root else p.stem[:12]
 
 
 def show_pairs(pairs: pd.DataFrame, root: Path, limit: int) -> None:
-    """Matched pairs side by side: the one photo, its copy, how closely they match."""
-    for row in pairs.head(limit).itertuples():
-        c = st.columns([1, 1, 2])
-        c[0].image(thumbnail(row.a, THUMB), caption=short(row.a, root))
-        c[1].image(thumbnail(row.b, THUMB), caption=short(row.b, root))
-        c[2].caption(f"aligned match {row.score:.3f}")
+    """Matched pairs side by side, one pair per column: the photo above, its copy below."""
+    shown = pairs.head(limit)
+    cols = st.columns(max(4, len(shown)))
+    for col, row in zip(cols, shown.itertuples()):
+        col.image(thumbnail(row.a, THUMB), caption=short(row.a, root))
+        col.image(thumbnail(row.b, THUMB), caption=short(row.b, root))
+        col.caption(f"aligned match {row.score:.3f}")
 
 
 def show_group(issue: str, group: str, members: pd.DataFrame, pairs: pd.DataFrame, root: Path) -> None:
