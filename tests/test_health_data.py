@@ -91,10 +91,10 @@ def test_a_run_keeps_duplicated_persons_in_one_fold_and_records_it(tmp_path):
 
 def test_a_missing_health_or_leave_out_file_is_named_when_the_run_starts(tmp_path):
     data = make_tiny(tmp_path / "train", people=4)
-    for field, message in (("health", "health file does not exist; a health CSV is written by python -m core "
-                                      "health (see docs/health.md)"),
-                           ("leave_out", "leave-out file does not exist; the Data health page writes one (see "
-                                         "docs/health.md)")):
+    for field, message in (("health", ("health file does not exist; a health CSV is written by python -m core "
+                                       "health (see docs/health.md)")),
+                           ("leave_out", ("leave-out file does not exist; the Data health page writes one (see "
+                                          "docs/health.md)"))):
         with pytest.raises(UserError) as err:
             train(TrainConfig(data=str(data), out=str(tmp_path / "runs"), epochs=1, workers=1,
                               **{field: str(tmp_path / "nope.csv")}))
