@@ -15,24 +15,28 @@ Only a dataset that cannot be read at all raises :class:`DatasetError`.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from core import labels
 from core import rulebook as rb
 from core.errors import DatasetError, UserError
 from core.images import check_image
+from core.listfiles import (  # noqa: F401 - re-exported
+    CORRECTION_COLUMNS,
+    REPORTED_CORRECTIONS,
+    apply_corrections,
+    apply_leave_out,
+    load_corrections,
+    load_leave_out,
+)
 from core.rules import CsvSchema
 
 TRAIN_CSV_COLUMNS = tuple(rb.TRAIN_CSV.columns)
 EVAL_CSV_COLUMNS = tuple(rb.INFO_CSV.columns)
-CORRECTION_COLUMNS = tuple(rb.CORRECTIONS_CSV.columns)
-REPORTED_CORRECTIONS = Path(__file__).parent / "data" / "reported_corrections.csv"
 
 # Columns of the index, in order. Label fields are -1 / "" where a layout has none.
 INDEX_COLUMNS = (
@@ -192,7 +196,7 @@ def _row(path: Path, root: Path, size: tuple[int, int], **fields) -> dict:
     return row
 
 
-def _fill_names(df: pd.DataFrame) -> pd.DataFrame:
+def fill_names(df: pd.DataFrame) -> pd.DataFrame:
     """Derive readable names and the 18-way class from mask/gender/age fields."""
     df["age_group"] = [labels.age_group(a) if a >= 0 else g for a, g in zip(df["age"], df["age_group"])]
     known = (df["mask"] >= 0) & (df["gender"] >= 0) & (df["age_group"] >= 0)
@@ -326,72 +330,6 @@ def _scan_folders(root: Path, problems: list[Problem]) -> tuple[list[dict], list
     return rows, [d.name for d in classes], hidden
 
 
-# ----------------------------------------------------------------------------- corrections
-
-def load_corrections(path: str | Path) -> pd.DataFrame:
-    """Read a label-corrections CSV (person, field, value), every row checked by its rule.
-
-    ``field`` is ``gender`` (male/female), ``age`` (whole years), ``race`` or ``swap`` with
-    value ``incorrect_mask:normal`` (the two photos' labels are exchanged); see
-    :data:`core.rulebook.CORRECTIONS_CSV`. A bad row raises DatasetError naming the row.
-    """
-    return rb.CORRECTIONS_CSV.read(Path(path), error=DatasetError)
-
-
-def apply_corrections(df: pd.DataFrame, corrections: pd.DataFrame) -> pd.DataFrame:
-    """Apply corrections to a train index; mark changed rows in ``corrected``/``correction``."""
-    df = df.copy()
-    for r in corrections.to_dict("records"):
-        rows = df["person"] == r["person"]
-        if not rows.any():
-            continue
-        field_, value = r["field"], r["value"]
-        if field_ == "gender":
-            df.loc[rows, "gender"] = labels.GENDER_CODES[value]
-        elif field_ == "age":
-            df.loc[rows, "age"] = int(value)
-        elif field_ == "race":
-            df.loc[rows, "race"] = value
-        else:  # swap the mask labels of two stems
-            a, b = value.split(":")
-            ma, mb = labels.STEM_TO_MASK[a], labels.STEM_TO_MASK[b]
-            df.loc[rows & (df["stem"] == a), "mask"] = mb
-            df.loc[rows & (df["stem"] == b), "mask"] = ma
-            rows = rows & df["stem"].isin([a, b])
-        df.loc[rows, "corrected"] = True
-        df.loc[rows, "correction"] = [f"{c}; {field_}={value}".lstrip("; ") for c in df.loc[rows, "correction"]]
-    return _fill_names(df)
-
-
-# ----------------------------------------------------------------------------- leave-out
-
-def load_leave_out(path: str | Path) -> pd.DataFrame:
-    """Read a leave-out CSV (path,issue: :data:`core.rulebook.LEAVE_OUT_CSV`), written by the Data
-    health page: images, or persons' folders, to leave out of the index. A bad row raises
-    DatasetError naming the row."""
-    return rb.LEAVE_OUT_CSV.read(Path(path), error=DatasetError)
-
-
-def _norm(path: str | Path, root: Path) -> str:
-    path = Path(path).expanduser()
-    return os.path.normpath(os.path.abspath(path if path.is_absolute() else root / path))
-
-
-def apply_leave_out(df: pd.DataFrame, root: Path, table: pd.DataFrame, source: str,
-                    problems: list[Problem]) -> tuple[pd.DataFrame, int]:
-    """``df`` without the images ``table`` lists (an image path, or a folder for every image under
-    it; relative paths start at ``root``), and how many were left out. Listed paths that match no
-    image become problems."""
-    listed = {_norm(p, root) for p in table["path"]}
-    paths = [_norm(p, root) for p in df["path"]]
-    parents = [os.path.dirname(p) for p in paths]
-    out = np.array([p in listed or d in listed for p, d in zip(paths, parents)], dtype=bool)
-    for missing in sorted(listed - set(paths) - set(parents)):
-        problems.append(Problem(missing, f"listed in the leave-out file {source} but not in the dataset; "
-                                         "remove the row or check the dataset folder"))
-    return df[~out], int(out.sum())
-
-
 # ----------------------------------------------------------------------------- entry point
 
 def scan(root: str | Path, corrections: str | Path | None = None, leave_out: str | Path | None = None) -> Dataset:
@@ -419,7 +357,7 @@ def scan(root: str | Path, corrections: str | Path | None = None, leave_out: str
                            + (str(problems[0]) if problems else "check the layout"), problems)
     df = pd.DataFrame(rows)
     if layout != "folders":
-        df = _fill_names(df)
+        df = fill_names(df)
     if corrections is not None:
         if layout != "train":
             raise DatasetError(f"{corrections}: label corrections apply to the competition train layout only, "

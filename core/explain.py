@@ -59,7 +59,7 @@ def run_images(run: str | Path, progress: Callable[[int, int], None] | None = No
 
     run = run_path(run)
     cfg = read_config(run)["config"]
-    _, df = scan_labelled(cfg["data"], cfg.get("corrections"))
+    _, df = scan_labelled(cfg["data"], cfg.get("corrections"), cfg.get("leave_out"))  # the rows the run saw
     recipe = Recipe.from_dict(read_json(run / "recipe.json"))
     return df, build_cache(df, recipe, progress=progress)
 

@@ -85,7 +85,7 @@ def out_of_fold(run: str | Path, data: str | Path | None = None) -> OutOfFold:
     if not prob_cols:
         raise UserError(f"{run}/val_predictions.csv has no p0..p{{C-1}} columns (written by an older version); "
                         "train the run again")
-    ds, df = scan_labelled(cfg["data"], cfg.get("corrections"))
+    ds, df = scan_labelled(cfg["data"], cfg.get("corrections"), cfg.get("leave_out"))  # the rows the run saw
     if int(cfg.get("folds") or 0) < 2:
         raise UserError(f"{run}: has held-out predictions for {len(table)} of its {len(df)} images (one "
                         "validation split); the finder needs an out-of-fold prediction of every image: "

@@ -13,7 +13,7 @@ from __future__ import annotations
 LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("errors", "rules", "rulebook", "labels", "paths", "fileio", "cores", "procs", "metrics", "devices",
              "layers"),
-    "data": ("images", "dataset", "splits", "detectors", "faces", "stats", "demo", "health"),
+    "data": ("images", "listfiles", "dataset", "splits", "detectors", "faces", "stats", "demo", "health"),
     "pipeline": ("recipe", "preprocess", "augment", "cache", "sampling", "mixing"),
     "modeling": ("models", "weights", "losses", "inference"),
     "training": ("runs", "training"),

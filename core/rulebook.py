@@ -166,10 +166,10 @@ HEALTH_CSV = CsvSchema("health", {"issue": HEALTH_ISSUE, "path": IMAGE_PATH,
 # or a person's folder for all its photos), absolute or relative to the dataset folder, and why.
 LEAVE_OUT_CSV = CsvSchema("leave-out", {"path": IMAGE_PATH, "issue": Text(max_len=64, nonempty=False)},
                           rows_required=False, fix="the Data health page writes one (see docs/health.md)")
-# Training's --health and --leave-out: checked for their form here; the file itself is read (and
-# a missing one refused, naming how to make it) when the run starts.
-HEALTH_FILE = PathRule(kind="file", exists=False, suffixes=(".csv",), what="health CSV")
-LEAVE_OUT_FILE = PathRule(kind="file", exists=False, suffixes=(".csv",), what="leave-out CSV")
+# Training's --health and --leave-out: existing files; their rows are checked when the run starts.
+HEALTH_FILE = PathRule(kind="file", suffixes=(".csv",), what="health CSV", hint="python -m core health writes one")
+LEAVE_OUT_FILE = PathRule(kind="file", suffixes=(".csv",), what="leave-out CSV",
+                          hint="the Data health page writes one")
 HEALTH_HELP = ("a health.csv (python -m core health): persons whose photos are copies of each other are kept in "
                "one fold")
 LEAVE_OUT_HELP = "a leave-out CSV (path,issue; written by the Data health page): these photos are left out"

@@ -89,13 +89,27 @@ def test_a_run_keeps_duplicated_persons_in_one_fold_and_records_it(tmp_path):
     assert "--health" in config["command"] and "--leave-out" in config["command"]
 
 
-def test_a_missing_health_or_leave_out_file_is_named_when_the_run_starts(tmp_path):
+def test_a_missing_health_or_leave_out_file_is_named_before_the_run_starts(tmp_path):
     data = make_tiny(tmp_path / "train", people=4)
-    for field, message in (("health", ("health file does not exist; a health CSV is written by python -m core "
-                                       "health (see docs/health.md)")),
-                           ("leave_out", ("leave-out file does not exist; the Data health page writes one (see "
-                                          "docs/health.md)"))):
+    for field, how in (("health", "python -m core health writes one"), ("leave_out", "the Data health page writes one")):
         with pytest.raises(UserError) as err:
             train(TrainConfig(data=str(data), out=str(tmp_path / "runs"), epochs=1, workers=1,
                               **{field: str(tmp_path / "nope.csv")}))
-        assert str(err.value) == f"{tmp_path / 'nope.csv'}: {message}"
+        flag = "--" + field.replace("_", "-")
+        assert str(err.value) == (f"{flag} '{tmp_path / 'nope.csv'}': does not exist; give the path of an existing "
+                                  f"file ending in .csv ({how})")
+        assert not (tmp_path / "runs").exists()  # refused before any run directory was made
+
+
+def test_a_run_trained_without_some_photos_is_read_back_without_them(tmp_path):
+    """label-issues and the embedding map re-read a run's dataset as the run saw it: with its
+    leave-out file, so a run trained with --leave-out is not refused as 'dataset changed'."""
+    from core.label_issues import suspects_of
+
+    data = make_tiny(tmp_path / "train", people=8)
+    dropped = sorted((data / "images").glob("000001_*/mask3.jpg"))[0]
+    listed = leave_out(tmp_path / "leave_out.csv", [(str(dropped), "blurry")])
+    run = train(TrainConfig(data=str(data), recipe=str(tiny_recipe(tmp_path / "r.json")), out=str(tmp_path / "runs"),
+                            epochs=1, folds=2, batch_size=16, workers=1, leave_out=listed))
+    persons, images = suspects_of(run, data)
+    assert len(images) == 8 * 7 - 1 and str(dropped) not in set(images["path"])

@@ -132,6 +132,8 @@ def test_every_config_field_is_a_flag_and_the_argv_round_trips_through_the_parse
     Recipe().save(changed["recipe"])
     changed["corrections"] = str(tmp_path / "fix.csv")  # its other kind of value: a file, not "reported"
     (tmp_path / "fix.csv").write_text("person,field,value\n")
+    Path(changed["health"]).write_text("issue,path,person,score,group\n")
+    Path(changed["leave_out"]).write_text("path,issue\n")
     cfg = TrainConfig(**changed)
     assert all(getattr(cfg, n) != getattr(TrainConfig(), n) for n in FLAG_FIELDS)
     argv = train_argv(cfg)
