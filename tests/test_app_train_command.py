@@ -65,3 +65,19 @@ def test_tricks_are_off_until_set_and_then_carried_by_the_command(data, monkeypa
     argv = command.split()[command.split().index("train"):]
     args = build_parser().parse_args(argv)
     assert (args.old_age, args.mix, args.mix_prob, args.tensorboard) == (58, "cutmix-vertical", 0.3, True)
+
+
+def test_the_data_health_files_are_offered_once_written_and_carried_when_ticked(data, monkeypatch, tmp_path):
+    monkeypatch.setenv("MASKLAB_RUNS", str(tmp_path / "runs"))
+    at = open_app(data, "train")
+    assert "--health" not in _command(at) and not [c for c in at.checkbox if c.key == "t.use_health"]
+    (data.parent / "health.csv").write_text("issue,path,person,score,group\n")
+    (data.parent / "leave_out.csv").write_text("path,issue\n")
+    at.run()
+    assert "--health" not in _command(at)  # offered, off until ticked
+    at.checkbox(key="t.use_health").check().run()
+    at.checkbox(key="t.use_leave_out").check().run()
+    command = _command(at)
+    assert f"--health {data.parent / 'health.csv'}" in command and f"--leave-out {data.parent / 'leave_out.csv'}" in command
+    args = build_parser().parse_args(command.split()[command.split().index("train"):])
+    assert (args.health, args.leave_out) == (str(data.parent / "health.csv"), str(data.parent / "leave_out.csv"))

@@ -193,7 +193,8 @@ def with_device_defaults(cfg: TrainConfig, kind: str) -> TrainConfig:
 
 
 def config_dict(cfg: TrainConfig) -> dict:
-    d = dataclasses.asdict(cfg)
+    """The settings as plain JSON values (paths as text): what config.json and checkpoints hold."""
+    d = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
     if hasattr(cfg.recipe, "to_dict"):
         d["recipe"] = cfg.recipe.to_dict()
     return d

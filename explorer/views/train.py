@@ -6,6 +6,7 @@ shows what the trainer wrote there (explorer/report.py).
 """
 
 import dataclasses
+from pathlib import Path
 
 import streamlit as st
 import torch
@@ -13,7 +14,8 @@ import torch
 from core import launch
 from core.dataset import REPORTED_CORRECTIONS
 from core.devices import resolve_device
-from core.paths import eval_dir_beside
+from core.errors import UserError
+from core.paths import eval_dir_beside, user_path
 from core.runs import metrics_frame
 from core.training.config import PARAMS, TrainConfig, device_defaults, train_argv, with_device_defaults
 from explorer import report
@@ -116,12 +118,40 @@ def eval_folder(data_root: str) -> str:
                               "it has a gt.csv, as the demo's eval folder does.")
 
 
+# The files the Data health page writes (its path inputs' keys, and their names beside the dataset).
+HEALTH_FILES = {"health": ("health.csv", "health.csv"), "leave_out": ("health.leave_csv", "leave_out.csv")}
+
+
+def health_files(data_root: str | None) -> dict:
+    """--health and --leave-out: the Data health page's files, used when ticked (off by default)."""
+    chosen = {}
+    with st.expander("Data health: duplicated persons in one fold, flagged photos left out (off by default)"):
+        if not data_root:
+            st.caption("Choose a dataset first.")
+            return chosen
+        for name, (key, default) in HEALTH_FILES.items():
+            try:
+                path = user_path(st.session_state.get(key) or Path(data_root).parent / default)
+            except UserError:
+                path = Path(data_root).parent / default
+            if not path.is_file():
+                st.caption(f"{PARAMS[name].label}: no `{path}` yet; the Data health page writes it.")
+                continue
+            if st.checkbox(f"{PARAMS[name].label}: `{path}`", key=f"t.use_{name}", help=PARAMS[name].help):
+                chosen[name] = str(path)
+    return chosen
+
+
 def config(values: dict, data_root: str | None, runs) -> TrainConfig:
     corrections = loaded().corrections
     if corrections == str(REPORTED_CORRECTIONS):
         corrections = "reported"
     return TrainConfig(data=data_root or "", out=str(runs), corrections=corrections,
-                       **{k: PARAMS[k].check(v, k) for k, v in values.items()})
+                       **{k: _plain(PARAMS[k].check(v, k)) for k, v in values.items()})
+
+
+def _plain(value):
+    return str(value) if isinstance(value, Path) else value  # a checked path travels as text
 
 
 def start(cfg: TrainConfig, runs) -> None:
@@ -180,6 +210,7 @@ recipe_summary()
 st.subheader("Training")
 values = settings()
 data_root = dataset_for_training()
+values.update(health_files(data_root))
 eval_dir = eval_folder(data_root or loaded().root)
 cfg = config(values, data_root, runs)
 show_lr_finder(cfg, get_recipe(), runs, disabled=data_root is None)
