@@ -259,8 +259,8 @@ def _remove_legacy_temporaries(folder: Path) -> int:
 STALE_S = 3600  # an old-style temporary untouched this long belongs to a killed build
 MAX_ENV = "MASKLAB_CACHE_MAX"
 DEFAULT_MAX = 20 * 10**9
-FOLDERS = ("images", "faces")  # the subfolders of MASKLAB_CACHE that hold caches
-DATA_SUFFIXES = (".npy", ".csv")  # an entry's main file; its other files share its key
+FOLDERS = ("images", "faces", "health")  # the subfolders of MASKLAB_CACHE that hold caches
+DATA_SUFFIXES = (".npy", ".csv", ".npz")  # an entry's main file; its other files share its key
 
 
 def parse_size(text: str) -> int | None:
@@ -326,7 +326,8 @@ def _files() -> list[Path]:
 
 
 def _entries() -> list[Path]:
-    """Each cache's main file (.npy image cache, .csv face table), least recently used first."""
+    """Each cache's main file (.npy image cache, .csv face table or health findings, .npz health
+    measurements), least recently used first."""
     main = [p for p in _files() if not p.name.startswith(".") and p.name.endswith(DATA_SUFFIXES)]
     return sorted(main, key=_mtime)
 
@@ -339,8 +340,8 @@ def _mtime(path: Path) -> float:
 
 
 def cache_usage() -> tuple[int, int]:
-    """(number of caches, bytes of every file) in the image-cache and face-table folders."""
-    return len(_entries()), sum(_size(p) for p in _files())
+    """(number of caches, bytes of every file) in the image, face-table and health folders."""
+    return len({(p.parent, entry_key(p.name)) for p in _entries()}), sum(_size(p) for p in _files())
 
 
 def _size(path: Path) -> int:
@@ -378,7 +379,8 @@ def make_room(need: int, keep: Path | None = None) -> int:
 
 
 def clear_cache() -> int:
-    """Remove every image cache and face table not in use, and leftovers of killed builds; bytes freed."""
+    """Remove every image cache, face table and health result not in use, and leftovers of killed
+    builds; bytes freed."""
     freed = sum(remove_unlocked_temporaries(cache_dir(sub)) for sub in FOLDERS)
     freed += _remove_legacy_temporaries(cache_dir("images"))
     for main in _entries():

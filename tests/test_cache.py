@@ -212,6 +212,16 @@ def test_clear_cache_frees_everything_but_what_is_being_built(df, own_cache):
     assert [p.name for p in (own_cache / "images").iterdir()] == []  # lock files too
 
 
+def test_health_results_are_counted_capped_and_cleared_with_the_other_caches(tmp_path, own_cache):
+    from core.health import check_health
+    from tests.helpers import make_train as make_layout
+
+    check_health(make_layout(tmp_path / "d"), workers=1)
+    held = [p for p in (own_cache / "health").iterdir() if not p.name.startswith(".")]
+    assert held and cache_usage() == (len({p.name.split(".")[0] for p in held}), sum(p.stat().st_size for p in held))
+    assert clear_cache() == sum(p.stat().st_size for p in held) and cache_usage() == (0, 0)
+
+
 # ----------------------------------------------------------------------------- workers
 
 def test_large_jobs_use_every_usable_core_unless_told(monkeypatch):
