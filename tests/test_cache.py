@@ -218,8 +218,9 @@ def test_health_results_are_counted_capped_and_cleared_with_the_other_caches(tmp
 
     check_health(make_layout(tmp_path / "d"), workers=1)
     held = [p for p in (own_cache / "health").iterdir() if not p.name.startswith(".")]
-    assert held and cache_usage() == (len({p.name.split(".")[0] for p in held}), sum(p.stat().st_size for p in held))
-    assert clear_cache() == sum(p.stat().st_size for p in held) and cache_usage() == (0, 0)
+    total = sum(p.stat().st_size for p in held)
+    assert held and cache_usage() == (len({p.name.split(".")[0] for p in held}), total)
+    assert clear_cache() == total and cache_usage() == (0, 0) and not any(p.exists() for p in held)
 
 
 # ----------------------------------------------------------------------------- workers
