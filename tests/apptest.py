@@ -48,7 +48,7 @@ def app_env(monkeypatch, runs):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     """tiny/train (12 people, competition layout) and tiny/eval (2 people, with gt.csv)."""
-    from helpers_train import make_eval, make_train
+    from tests.helpers import make_eval, make_train
 
     base = tmp_path_factory.mktemp("tiny")
     make_train(base / "train", people=12)

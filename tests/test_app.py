@@ -16,7 +16,7 @@ from core.faces import cached_faces, normalized, suggest_crop
 from core.recipe import Recipe, starter_recipe
 from core.splits import person_split
 from tests.apptest import assert_clean, open_app
-from tests.helpers import make_eval, make_folders, make_train
+from tests.helpers import layout_eval, layout_folders, layout_train
 
 
 
@@ -75,7 +75,7 @@ def test_overview_shows_rows_changed_by_reported_corrections(train):
 
 
 def test_overview_of_a_class_per_folder_dataset(tmp_path):
-    root = make_folders(tmp_path / "pets", classes=("cat", "dog", "fox"), per_class=4)
+    root = layout_folders(tmp_path / "pets", classes=("cat", "dog", "fox"), per_class=4)
     (root / "fox" / "3.png").unlink()
     at = open_app(root)
     assert metric(at, "Images") == "11"
@@ -87,7 +87,7 @@ def test_overview_of_a_class_per_folder_dataset(tmp_path):
 
 
 def test_recipe_starts_neutral_for_folders_and_resets_to_the_starter(tmp_path, train):
-    at = open_app(make_folders(tmp_path / "pets"))
+    at = open_app(layout_folders(tmp_path / "pets"))
     assert recipe(at) == Recipe()  # nothing known about the framing: whole frame, no enhancement
 
     at = open_app(train, "preprocess")
@@ -101,7 +101,7 @@ def test_recipe_starts_neutral_for_folders_and_resets_to_the_starter(tmp_path, t
 
 
 def test_overview_of_an_eval_set_without_answers(tmp_path):
-    root = make_eval(tmp_path / "eval", gt=False)
+    root = layout_eval(tmp_path / "eval", gt=False)
     at = open_app(root)
     assert metric(at, "Layout") == "eval"
     assert any("no labels" in i.value for i in at.info)
@@ -109,7 +109,7 @@ def test_overview_of_an_eval_set_without_answers(tmp_path):
 
 
 def test_corrupt_image_is_listed_and_the_page_still_renders(tmp_path):
-    root = make_train(tmp_path / "train")
+    root = layout_train(tmp_path / "train")
     bad = root / "images" / "000002_male_Asian_25" / "mask3.jpg"
     bad.write_bytes(b"not a jpeg at all")
     at = open_app(root)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.apptest import assert_clean, open_app
-from tests.helpers import make_train
+from tests.helpers import layout_train
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def _home(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    return make_train(tmp_path_factory.mktemp("edges") / "train")
+    return layout_train(tmp_path_factory.mktemp("edges") / "train")
 
 
 ODD_PATHS = {"unknown user": "~no_such_user_xyz/data", "over-long name": "a" * 300, "NUL": "x\x00y",

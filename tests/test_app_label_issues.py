@@ -19,7 +19,7 @@ from core.dataset import scan
 from core.labels import decode
 from core.training import TrainConfig, train
 from explorer import imaging
-from helpers_train import make_folders, make_train, tiny_recipe
+from tests.helpers import make_folders, make_train, tiny_recipe
 from test_label_issues import plant
 from tests.apptest import assert_clean, open_app
 
@@ -162,12 +162,12 @@ def test_label_issues_page_accept_dismiss_retrain_and_compare(base):
     at.button(key=f"li.{first.person}.{first.field}.accept").click().run()
     assert_clean(at)
     assert pd.read_csv(csv, dtype=str).values.tolist() == [[first.person, first.field, str(first.value)]]
-    assert any("accepted" in m.value for m in at.markdown if m.value.startswith(f"**#1 "))
+    assert any("accepted" in m.value for m in at.markdown if m.value.startswith("**#1 "))
     assert scan(base / "train", corrections=csv).df["corrected"].any()  # the next scan applies it
 
     at.button(key=f"li.{second.person}.{second.field}.dismiss").click().run()
     assert_clean(at)
-    assert not any(m.value.startswith(f"**#2 ") for m in at.markdown)  # hidden from now on
+    assert not any(m.value.startswith("**#2 ") for m in at.markdown)  # hidden from now on
     assert li.review_state(persons.head(2), csv).tolist() == ["accepted", "dismissed"]
 
     at.button(key="li.retrain").click().run()

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from core.cache import cache_usage
 from core.dataset import scan
 from tests.apptest import assert_clean, open_app
-from tests.helpers import make_train
+from tests.helpers import layout_train
 
 
 @pytest.fixture(autouse=True)
@@ -118,7 +118,7 @@ def test_relative_recipe_paths_save_and_load_under_the_documented_folder(train, 
 # ----------------------------------------------------------------------------- corrections path
 
 def test_corrections_path_is_absolute_before_training_and_refusals_are_errors(tmp_path):
-    root = make_train(tmp_path / "train")
+    root = layout_train(tmp_path / "train")
     (tmp_path / "fix.csv").write_text("person,field,value\n000001,gender,male\n")
     at = open_app(root, "train", corrections_path="fix.csv")
     assert_clean(at)
@@ -164,7 +164,7 @@ def test_create_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
 
 def test_cache_size_and_clear_button(tmp_path, monkeypatch):
     monkeypatch.setenv("MASKLAB_CACHE", str(tmp_path / "cache"))
-    at = open_app(make_train(tmp_path / "train"), "faces")  # a new dataset: its face table is written now
+    at = open_app(layout_train(tmp_path / "train"), "faces")  # a new dataset: its face table is written now
     n, size = cache_usage()
     assert n >= 1 and size > 0
     at.switch_page("views/overview.py").run()  # a page that does not rebuild the face table at once

@@ -14,9 +14,9 @@ from core import launch
 from core.predict import evaluate
 from core.runs import submission_path
 from core.recipe import Recipe
-from helpers_train import make_folders
+from tests.helpers import make_folders
 from tests.apptest import app_env, assert_clean, open_app, runs, tiny  # noqa: F401 - fixtures
-from tests.helpers import make_eval as make_eval_layout
+from tests.helpers import layout_eval
 
 TINY = {"recipe": Recipe().replace(input_size=(32, 48)), "t.model": "smallcnn", "t.epochs": 1,
         "t.batch_size": 16}
@@ -133,7 +133,7 @@ def test_a_failed_launch_shows_its_error_not_a_traceback(tmp_path, runs):
 
 
 def test_an_eval_folder_cannot_be_trained_on(tmp_path):
-    at = open_app(make_eval_layout(tmp_path / "eval"), "train")
+    at = open_app(layout_eval(tmp_path / "eval"), "train")
     assert any("eval** folder" in e.value and "cannot be trained on" in e.value for e in at.error)
     assert at.button(key="t.start").disabled
 

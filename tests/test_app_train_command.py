@@ -11,7 +11,7 @@ import torch
 
 from core.cli import build_parser
 from core.recipe import Recipe
-from helpers_train import make_train
+from tests.helpers import make_train
 from tests.apptest import open_app
 
 

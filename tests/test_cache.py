@@ -15,13 +15,12 @@ import pytest
 
 from core import cache as cache_mod
 from core import cores
-from core import faces as faces_mod
 from core.cache import build_cache, cache_key, cache_usage, clear_cache
 from core.dataset import scan
 from core.errors import UserError
 from core.fileio import locked, temporary_path
 from core.recipe import Recipe
-from helpers_train import make_train
+from tests.helpers import make_train
 from threads import at_once, held_elsewhere
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,9 +213,9 @@ def test_clear_cache_frees_everything_but_what_is_being_built(df, own_cache):
 
 def test_health_results_are_counted_capped_and_cleared_with_the_other_caches(tmp_path, own_cache):
     from core.health import check_health
-    from tests.helpers import make_train as make_layout
+    from tests.helpers import layout_train
 
-    check_health(make_layout(tmp_path / "d"), workers=1)
+    check_health(layout_train(tmp_path / "d"), workers=1)
     held = [p for p in (own_cache / "health").iterdir() if not p.name.startswith(".")]
     total = sum(p.stat().st_size for p in held)
     assert held and cache_usage() == (len({p.name.split(".")[0] for p in held}), total)

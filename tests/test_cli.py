@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.cli import build_parser
 from core.faces import FACE_COLUMNS
-from tests.helpers import make_train
+from tests.helpers import layout_train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +30,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
 
 
 def test_info_reports_layout_counts_and_problems(tmp_path):
-    make_train(tmp_path)
+    layout_train(tmp_path)
     (tmp_path / "images" / "000001_female_Asian_45" / "mask9.jpg").write_bytes(b"junk")
     proc = cli("info", "--data", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -41,7 +40,7 @@ def test_info_reports_layout_counts_and_problems(tmp_path):
 
 
 def test_info_with_reported_corrections(tmp_path):
-    make_train(tmp_path, people=("006359_female_Asian_25", "000002_male_Asian_25"))
+    layout_train(tmp_path, people=("006359_female_Asian_25", "000002_male_Asian_25"))
     proc = cli("info", "--data", str(tmp_path), "--corrections", "reported")
     assert proc.returncode == 0 and "corrected rows: 7" in proc.stdout
 

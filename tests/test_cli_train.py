@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from core.cli import main
-from helpers_train import make_eval, make_train, tiny_recipe
+from tests.helpers import make_eval, make_train, tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

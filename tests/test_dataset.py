@@ -10,7 +10,7 @@ from PIL import Image
 from core import labels
 from core.dataset import REPORTED_CORRECTIONS, apply_corrections, load_corrections, scan
 from core.errors import DatasetError
-from tests.helpers import make_eval, make_folders, make_person, make_train, write_image
+from tests.helpers import layout_eval, layout_folders, layout_train, make_person, write_image
 
 
 def problems_text(ds) -> str:
@@ -32,7 +32,7 @@ def test_class_encoding_is_the_competitions():
 # ----------------------------------------------------------------------------- layouts
 
 def test_train_layout_labels_every_photo(tmp_path):
-    ds = scan(make_train(tmp_path))
+    ds = scan(layout_train(tmp_path))
     assert ds.layout == "train"
     assert len(ds.df) == 21 and ds.df["person"].nunique() == 3
     female45 = ds.df[ds.df.person == "000001"].set_index("stem")
@@ -46,7 +46,7 @@ def test_train_layout_labels_every_photo(tmp_path):
 
 
 def test_train_layout_from_the_images_folder_itself(tmp_path):
-    make_train(tmp_path, csv=False)
+    layout_train(tmp_path, csv=False)
     ds = scan(tmp_path / "images")
     assert ds.layout == "train" and len(ds.df) == 21
 
@@ -62,17 +62,17 @@ def test_hidden_appledouble_files_are_skipped_and_extensions_mixed(tmp_path):
 
 
 def test_eval_layout_with_and_without_ground_truth(tmp_path):
-    ds = scan(make_eval(tmp_path / "e1", answers=(0, 7, 17)))
+    ds = scan(layout_eval(tmp_path / "e1", answers=(0, 7, 17)))
     assert ds.layout == "eval"
     assert list(ds.df["image_id"]) == ["img000.jpg", "img001.jpg", "img002.jpg"]
     assert list(ds.df["label"]) == [0, 7, 17]
     assert ds.df.loc[1, "label_name"] == labels.class_name(7)
-    ds2 = scan(make_eval(tmp_path / "e2", gt=False))
+    ds2 = scan(layout_eval(tmp_path / "e2", gt=False))
     assert list(ds2.df["label"]) == [-1, -1, -1] and not ds2.has_labels
 
 
 def test_folder_per_class_layout(tmp_path):
-    ds = scan(make_folders(tmp_path, classes=("cat", "dog", "emu"), per_class=2))
+    ds = scan(layout_folders(tmp_path, classes=("cat", "dog", "emu"), per_class=2))
     assert ds.layout == "folders"
     assert ds.class_names == ["cat", "dog", "emu"]
     assert sorted(ds.df["label_name"].unique()) == ["cat", "dog", "emu"]
@@ -100,7 +100,7 @@ def test_layout_matching_none(tmp_path):
 
 
 def test_folder_name_that_does_not_parse(tmp_path):
-    images = make_train(tmp_path, csv=False) / "images"
+    images = layout_train(tmp_path, csv=False) / "images"
     make_person(images, "000010_female_Asian_old")
     make_person(images, "000011_robot_Asian_40")
     make_person(images, "just-a-folder")
@@ -111,7 +111,7 @@ def test_folder_name_that_does_not_parse(tmp_path):
 
 
 def test_unknown_file_stem(tmp_path):
-    make_train(tmp_path)
+    layout_train(tmp_path)
     write_image(tmp_path / "images" / "000001_female_Asian_45" / "mask6.jpg")
     ds = scan(tmp_path)
     assert "mask6.jpg: unknown file stem 'mask6'" in problems_text(ds)
@@ -119,7 +119,7 @@ def test_unknown_file_stem(tmp_path):
 
 
 def test_duplicate_person(tmp_path):
-    make_train(tmp_path, csv=False)
+    layout_train(tmp_path, csv=False)
     make_person(tmp_path / "images", "000001_male_Asian_45")
     ds = scan(tmp_path)
     assert "duplicate person id 000001" in problems_text(ds)
@@ -127,14 +127,14 @@ def test_duplicate_person(tmp_path):
 
 
 def test_non_image_file(tmp_path):
-    make_train(tmp_path)
+    layout_train(tmp_path)
     (tmp_path / "images" / "000002_male_Asian_25" / "notes.txt").write_text("not a photo")
     ds = scan(tmp_path)
     assert "notes.txt: not an image file (allowed: .jpg, .jpeg, .png)" in problems_text(ds)
 
 
 def test_unreadable_and_truncated_images_are_listed_and_left_out(tmp_path):
-    make_train(tmp_path)
+    layout_train(tmp_path)
     person = tmp_path / "images" / "000002_male_Asian_25"
     noisy = np.random.default_rng(0).integers(0, 255, (256, 192, 3), dtype=np.uint8)
     Image.fromarray(noisy).save(person / "mask1.jpg")
@@ -156,7 +156,7 @@ def test_unreadable_and_truncated_images_are_listed_and_left_out(tmp_path):
 
 
 def test_train_csv_with_missing_columns(tmp_path):
-    make_train(tmp_path, csv=False)
+    layout_train(tmp_path, csv=False)
     (tmp_path / "train.csv").write_text("id,gender\n000001,female\n")
     ds = scan(tmp_path)
     assert "train.csv: missing column(s) race, age, path" in problems_text(ds)
@@ -164,7 +164,7 @@ def test_train_csv_with_missing_columns(tmp_path):
 
 
 def test_train_csv_and_folders_disagree(tmp_path):
-    make_train(tmp_path)
+    layout_train(tmp_path)
     with open(tmp_path / "train.csv", "a") as fh:
         fh.write("000009,male,Asian,33,000009_male_Asian_33\n")
     make_person(tmp_path / "images", "000004_male_Asian_50")
@@ -174,14 +174,14 @@ def test_train_csv_and_folders_disagree(tmp_path):
 
 
 def test_eval_info_csv_with_missing_columns(tmp_path):
-    make_eval(tmp_path)
+    layout_eval(tmp_path)
     (tmp_path / "info.csv").write_text("name\nimg000.jpg\n")
     with pytest.raises(DatasetError, match="info.csv.*missing column.*ImageID"):
         scan(tmp_path)
 
 
 def test_eval_image_listed_but_missing(tmp_path):
-    make_eval(tmp_path)
+    layout_eval(tmp_path)
     (tmp_path / "images" / "img001.jpg").unlink()
     ds = scan(tmp_path)
     assert "img001.jpg: listed in info.csv but the file is missing" in problems_text(ds)
@@ -196,7 +196,7 @@ def test_reported_corrections_file_is_shipped_and_valid():
 
 
 def test_corrections_are_applied_and_recorded(tmp_path):
-    make_train(tmp_path, people=("000020_female_Asian_45", "006359_female_Asian_25", "004432_male_Asian_50",
+    layout_train(tmp_path, people=("000020_female_Asian_45", "006359_female_Asian_25", "004432_male_Asian_50",
                                  "000007_male_Asian_20"))
     ds = scan(tmp_path, corrections=REPORTED_CORRECTIONS)
     df = ds.df.set_index(["person", "stem"])
@@ -221,7 +221,7 @@ def test_bad_corrections_file_names_row_and_rule(tmp_path):
 
 
 def test_apply_corrections_ignores_unknown_persons(tmp_path):
-    ds = scan(make_train(tmp_path))
+    ds = scan(layout_train(tmp_path))
     fixes = pd.DataFrame({"person": ["999999"], "field": ["gender"], "value": ["male"]})
     out = apply_corrections(ds.df, fixes)
     assert not out["corrected"].any() and (out["label"] == ds.df["label"]).all()

@@ -24,7 +24,7 @@ from core.predict import predict_logits
 from core.recipe import Recipe
 from core.runs import load_checkpoint, read_metrics, read_status
 from core.training.distributed import Dist, deal
-from helpers_train import make_train, tiny_recipe
+from tests.helpers import make_train, tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ["--epochs", "3", "--batch-size", "8", "--lr", "0.01", "--workers", "1", "--dist-timeout", "60"]

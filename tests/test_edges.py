@@ -22,7 +22,7 @@ from core.cli import build_parser, main
 from core.errors import RecipeError, UserError
 from core.recipe import Recipe
 from core.rules import Param, Rule
-from tests.helpers import make_eval, make_person, make_train
+from tests.helpers import layout_eval, layout_train, make_person
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -140,7 +140,7 @@ FOUND_CORRECTIONS = [b"person,field,value\n000001,age,\xc2\xb2\n",  # '²': isdi
 
 @pytest.fixture()
 def train_root(tmp_path) -> Path:
-    return make_train(tmp_path / "train")
+    return layout_train(tmp_path / "train")
 
 
 @FAST
@@ -166,7 +166,7 @@ def test_any_submission_is_scored_or_refused_in_one_line(tmp_path, pred, gt):
 
 @pytest.fixture()
 def eval_root(tmp_path) -> Path:
-    return make_eval(tmp_path / "eval")
+    return layout_eval(tmp_path / "eval")
 
 
 @FAST

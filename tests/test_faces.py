@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers_train import make_train
+from tests.helpers import make_train
 from threads import at_once
 
 from core import faces

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 from apptest import assert_clean, open_app
-from helpers_train import make_train
+from tests.helpers import make_train
 
 from core import faces
 from core import rulebook as rb

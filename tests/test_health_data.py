@@ -7,9 +7,8 @@ import json
 
 import pandas as pd
 import pytest
-from helpers import make_train
-from helpers_train import make_train as make_tiny
-from helpers_train import tiny_recipe
+from tests.helpers import layout_train, tiny_recipe
+from tests.helpers import make_train as make_tiny
 
 from core.dataset import scan
 from core.errors import DatasetError, UserError
@@ -20,7 +19,7 @@ PEOPLE = ("000001_female_Asian_45", "000002_male_Asian_25", "000003_female_Asian
 
 @pytest.fixture()
 def data(tmp_path):
-    return make_train(tmp_path / "train", people=PEOPLE)
+    return layout_train(tmp_path / "train", people=PEOPLE)
 
 
 def leave_out(path, rows) -> str:

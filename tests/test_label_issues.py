@@ -18,10 +18,10 @@ from core.cli import main
 from core.dataset import scan
 from core.errors import UserError
 from core.labels import CLASS_NAMES, encode
-from helpers_train import make_train, tiny_recipe
+from tests.helpers import make_train, tiny_recipe
 
 PEOPLE = 24
-EPOCHS = "3"  # enough for these colour-coded images (helpers_train) to be learned out of fold
+EPOCHS = "3"  # enough for these colour-coded images (tests/helpers.py) to be learned out of fold
 # (person id, kind, given, true) planted into the tiny dataset: the three kinds of the real data.
 PLANTED = (("000004", "gender", "male", "female"), ("000008", "age", "45", "22"), ("000014", "swap", "", ""))
 

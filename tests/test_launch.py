@@ -17,7 +17,7 @@ from core.cli import build_parser
 from core.recipe import Recipe
 from core.runs import read_status
 from core.training.config import TrainConfig, train_argv
-from helpers_train import make_train
+from tests.helpers import make_train
 
 RECIPE = Recipe().replace(input_size=(32, 48))
 WAIT_S = 150

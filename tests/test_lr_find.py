@@ -15,7 +15,7 @@ import pytest
 from core.errors import UserError
 from core.training import TrainConfig
 from core.training.lr_find import describe, lr_find, lr_schedule, suggest, valley_index
-from helpers_train import make_train, tiny_recipe
+from tests.helpers import make_train, tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 

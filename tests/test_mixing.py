@@ -13,7 +13,7 @@ from core.sampling import oversample
 from core.errors import UserError
 from core.training import BatchSource, TrainConfig, epoch_batches, train
 from core.training.config import validate_config
-from helpers_train import make_train, tiny_recipe
+from tests.helpers import make_train, tiny_recipe
 
 
 def _batch(n=8, h=6, w=10):

@@ -13,7 +13,7 @@ from core.labels import decode
 from core.training import TrainConfig, train
 from core.training import trainer as trainer_module
 from core.training.data import old_age_labels
-from helpers_train import make_folders, make_train, tiny_recipe
+from tests.helpers import make_folders, make_train, tiny_recipe
 
 SETTINGS = dict(model="smallcnn", epochs=1, batch_size=16, lr=0.01, seed=0, workers=1)
 

@@ -15,7 +15,7 @@ from core.errors import CheckpointError, UserError
 from core.models import new_model
 from core.predict import evaluate, mean_probabilities, predict
 from core.training import TrainConfig, train
-from helpers_train import make_eval, make_folders, make_train, tiny_recipe
+from tests.helpers import make_eval, make_folders, make_train, tiny_recipe
 
 SETTINGS = dict(model="smallcnn", epochs=1, batch_size=16, lr=0.01, seed=0, workers=1)
 

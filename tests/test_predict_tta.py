@@ -16,7 +16,7 @@ from core.errors import UserError
 from core.predict import load_models, predict_logits, predict_probabilities
 from core.recipe import Recipe
 from core.training import TrainConfig, train
-from helpers_train import make_eval, make_folders, make_train, tiny_recipe
+from tests.helpers import make_eval, make_folders, make_train, tiny_recipe
 
 SETTINGS = dict(model="smallcnn", epochs=1, batch_size=16, lr=0.01, workers=1)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.predict import evaluate
-from helpers_train import tiny_recipe
+from tests.helpers import tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_LINE = re.compile(r"^seed (\d+): eval macro F1 ([\d.]+)  accuracy ([\d.]+)  "

@@ -13,7 +13,7 @@ from core.errors import RecipeError, UserError
 from core.recipe import Recipe, recipe_params
 from core.rules import Interval, Options
 from core.training.config import PARAMS, TrainConfig, validate_config
-from helpers_train import make_train
+from tests.helpers import make_train
 from tests.apptest import open_app
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers_train import make_train, tiny_recipe
+from tests.helpers import make_train, tiny_recipe
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 

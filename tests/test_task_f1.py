@@ -17,7 +17,7 @@ from core.metrics import (TASKS_ABSENT, classification_metrics, macro_f1, task_c
                           task_probabilities, task_values)
 from core.runs import read_metrics, read_summary
 from core.training import Callbacks, TrainConfig, train
-from helpers_train import make_folders, make_train, tiny_recipe
+from tests.helpers import make_folders, make_train, tiny_recipe
 
 SETTINGS = {"model": "smallcnn", "epochs": 2, "batch_size": 16, "lr": 0.01, "seed": 0, "workers": 1}
 

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from core.training import TrainConfig, train
 from core.training.tensorboard import confusion_image
-from helpers_train import make_train, tiny_recipe  # noqa: E402
+from tests.helpers import make_train, tiny_recipe  # noqa: E402
 
 SETTINGS = dict(model="smallcnn", epochs=2, batch_size=16, lr=0.01, seed=0, workers=1)
 

@@ -28,7 +28,7 @@ from core.recipe import Recipe, starter_recipe
 from core.runs import load_checkpoint, read_metrics, read_status, request_stop
 from core.training import (BatchSource, Callbacks, TrainConfig, epoch_batches, make_splits, prefetch, resolve_recipe,
                         train, train_steps, validate_config)
-from helpers_train import make_train, tiny_recipe
+from tests.helpers import make_train, tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = dict(model="smallcnn", epochs=3, batch_size=16, lr=0.01, seed=0, workers=1)

@@ -29,7 +29,7 @@ from core.training.config import (FLAG_FIELDS, device_defaults, train_argv, trai
                                   with_device_defaults)
 from core.training.data import describe_changes
 from core.training.trainer import Ticker
-from helpers_train import make_train, tiny_recipe
+from tests.helpers import make_train, tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERY_AUGMENT = Augment(hflip=True, rotate=10, translate=0.1, scale=0.1, brightness=0.2, contrast=0.2,
