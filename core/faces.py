@@ -22,14 +22,13 @@ import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterable
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from core import rulebook as rb
-from core.cores import pool_size
+from core.cores import map_items
 from core.detectors import BOX_COLUMNS, CHAINS, LANDMARK_COLUMNS, LANDMARKS, ROW_COLUMNS, detect_one, init_worker
 from core.fileio import atomic_path, locked, remove_unlocked_temporaries
 from core.paths import cache_dir
@@ -49,22 +48,9 @@ def detect_faces(paths: Iterable[str], detector: str = DEFAULT_DETECTOR, progres
                  workers: int | None = None) -> pd.DataFrame:
     """Run ``detector`` over ``paths`` in ``workers`` processes (default: every usable core)."""
     paths = [str(p) for p in paths]
-    workers = pool_size(len(paths), workers, PARALLEL_MIN, CHUNK)
-    one = functools.partial(detect_one, detector=detector)
-    results = []
-    if workers == 1:
-        for i, p in enumerate(paths):
-            results.append(one(p))
-            if progress and (i % 16 == 0 or i == len(paths) - 1):
-                progress(i + 1, len(paths))
-    else:
-        # spawn, not fork: forking a threaded process (Streamlit, AppTest) can copy a held
-        # lock into the child and deadlock it. Each worker builds its own detectors.
-        with get_context("spawn").Pool(workers, init_worker) as pool:
-            for i, row in enumerate(pool.imap(one, paths, chunksize=CHUNK)):
-                results.append(row)
-                if progress and (i % 32 == 0 or i == len(paths) - 1):
-                    progress(i + 1, len(paths))
+    results = map_items(functools.partial(detect_one, detector=detector), paths, workers=workers,
+                        parallel_min=PARALLEL_MIN, chunk=CHUNK, progress=progress,
+                        initializer=init_worker)  # each worker builds its own detectors
     table = pd.DataFrame(results, columns=ROW_COLUMNS)
     table.insert(0, "path", paths)
     return _typed(table)

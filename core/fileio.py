@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from core.errors import UserError
+
 try:
     import fcntl
 except ImportError:  # not on Unix: threads of one process are still serialised
@@ -186,3 +188,22 @@ def remove_file(path: Path) -> int:
         return size
     except OSError:
         return 0
+
+
+def read_small_text(path: str | Path, what: str, max_bytes: int, error: type[UserError] = UserError) -> str:
+    """The text of a small UTF-8 file the user named (a recipe, a search space), or ``error``
+    naming the file and what is wrong: missing, a folder, too big to be a ``what``, not UTF-8
+    text, unreadable. Nothing of the file's content goes into a message."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise error(f"{path}: {what} file does not exist" if not path.exists() else f"{path}: is a folder, not "
+                        f"a {what} file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise error(f"{path}: {size:,} bytes is too big to be a {what} (at most {max_bytes:,})")
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a {what}: not UTF-8 text") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror})") from None

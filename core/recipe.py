@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RecipeError
-from core.fileio import atomic_write
+from core.fileio import atomic_write, read_small_text
 from core.rulebook import CROP_MODE, DEFAULT_DETECTOR, DETECTOR, EQUALIZE, SAMPLING
 from core.rules import Boolean, Interval, ListOf, param, params_of
 
@@ -134,18 +134,7 @@ class Recipe:
     @classmethod
     def load(cls, path: str | Path) -> "Recipe":
         path = Path(path)
-        try:
-            if not path.is_file():
-                raise RecipeError(f"{path}: recipe file does not exist" if not path.exists()
-                                  else f"{path}: is a folder, not a recipe file")
-            if path.stat().st_size > MAX_RECIPE_BYTES:
-                raise RecipeError(f"{path}: {path.stat().st_size:,} bytes is not a recipe (a recipe is under "
-                                  "2 KB of JSON); give the recipe.json the app saves")
-            text = path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise RecipeError(f"{path}: not a recipe: not UTF-8 text (a recipe is JSON, as the app saves it)") from None
-        except OSError as exc:
-            raise RecipeError(f"{path}: cannot be read ({exc.strerror})") from None
+        text = read_small_text(path, "recipe", MAX_RECIPE_BYTES, RecipeError)
         try:
             return cls.from_json(text)
         except RecipeError as exc:

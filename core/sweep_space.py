@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.fileio import read_small_text
 from core.recipe import Recipe, recipe_params
 from core.rules import Boolean, Interval, ListOf, Options, Param, Rule, shown
 from core.training.config import PARAMS, TrainConfig
@@ -284,15 +285,7 @@ def default_space() -> list[Dim]:
 def load_space(path: str | Path) -> list[Dim]:
     """The space in JSON file ``path`` (it replaces the default space)."""
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_SPACE_BYTES:
-            raise UserError(f"{path}: {path.stat().st_size:,} bytes is not a search space (a space is a short JSON "
-                            "object)")
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text; a search space is a JSON object") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be read ({exc.strerror})") from None
+    text = read_small_text(path, "search space", MAX_SPACE_BYTES)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -22,14 +22,13 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable
-from multiprocessing import get_context
 
 import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from core.cores import pool_size
+from core.cores import map_items
 from core.health.measure import _init_worker, working_image
 
 # Descriptor similarity (cosine) a pair needs to be verified: first of the whole frames (a
@@ -199,18 +198,7 @@ def verify(paths: list[str], pairs: pd.DataFrame, progress: Callable[[int, int],
     """The aligned match of each pair (in order)."""
     order = pairs.sort_values(["i", "j"]).index  # the same first image in a row: its decode is reused
     jobs = [(paths[pairs.at[k, "i"]], paths[pairs.at[k, "j"]]) for k in order]
-    workers = pool_size(len(jobs), workers, PARALLEL_MIN, CHUNK)
-    scores = []
-    if workers == 1:
-        for n, job in enumerate(jobs):
-            scores.append(_verify_one(job))
-            if progress and (n % 32 == 0 or n == len(jobs) - 1):
-                progress(n + 1, len(jobs))
-    else:
-        with get_context("spawn").Pool(workers, _init_worker) as pool:
-            for n, score in enumerate(pool.imap(_verify_one, jobs, chunksize=CHUNK)):
-                scores.append(score)
-                if progress and (n % 64 == 0 or n == len(jobs) - 1):
-                    progress(n + 1, len(jobs))
+    scores = map_items(_verify_one, jobs, workers=workers, parallel_min=PARALLEL_MIN, chunk=CHUNK, progress=progress,
+                       initializer=_init_worker)
     out = pd.Series(scores, index=order, dtype=float)
     return out.reindex(pairs.index).to_numpy()

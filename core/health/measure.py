@@ -27,7 +27,6 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterable
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -35,7 +34,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from core.cores import pool_size
+from core.cores import map_items
 from core.fileio import atomic_path, locked, remove_unlocked_temporaries
 from core.paths import cache_dir
 
@@ -152,20 +151,8 @@ def measure(paths: Iterable[str], progress: Callable[[int, int], None] | None = 
     """(table, descriptors) for ``paths``: one table row per path (in order) and an
     (N, len(VIEWS), DESCRIPTOR_SIZE) float16 array (zeros for a file that cannot be decoded)."""
     paths = [str(p) for p in paths]
-    workers = pool_size(len(paths), workers, PARALLEL_MIN, CHUNK)
-    rows: list[dict] = []
-    if workers == 1:
-        for i, p in enumerate(paths):
-            rows.append(measure_one(p))
-            if progress and (i % 32 == 0 or i == len(paths) - 1):
-                progress(i + 1, len(paths))
-    else:
-        # spawn, not fork: forking a threaded process (Streamlit) can copy a held lock into the child
-        with get_context("spawn").Pool(workers, _init_worker) as pool:
-            for i, row in enumerate(pool.imap(measure_one, paths, chunksize=CHUNK)):
-                rows.append(row)
-                if progress and (i % 64 == 0 or i == len(paths) - 1):
-                    progress(i + 1, len(paths))
+    rows: list[dict] = map_items(measure_one, paths, workers=workers, parallel_min=PARALLEL_MIN, chunk=CHUNK,
+                                 progress=progress, initializer=_init_worker)
     desc = np.zeros((len(rows), len(VIEWS), DESCRIPTOR_SIZE), np.float16)
     for i, row in enumerate(rows):
         d = row.pop("descriptor", None)
