@@ -97,5 +97,6 @@ def test_page_shows_counts_and_groups_and_writes_the_leave_out_file(faulty, tmp_
     written = pd.read_csv(leave, dtype=str)
     assert written["issue"].tolist() == ["duplicate_person", "dark"]
     assert Path(written["path"].iloc[0]).name.startswith("0000") and Path(written["path"].iloc[1]).stem == "mask2"
-    assert [s.value for s in at.success] == [(f"Wrote 2 row(s) to `{leave}`. Train without them: `python -m core "
-                                              f"train --data {faulty / 'train'} --leave-out {leave}`")]
+    assert [s.value for s in at.success] == [(f"Wrote 2 row(s) to `{leave}`. Train with it: `python -m core "
+                                              f"train --data {faulty / 'train'} --leave-out {leave}` (or tick it on "
+                                              "the Train page)")]

@@ -145,6 +145,20 @@ for issue in QUALITY:
 if not any_photo:
     st.caption("No photo flagged for its quality.")
 
+def save_file(label: str, key: str, default: Path, button: str, button_key: str, write, what: str, flag: str,
+              disabled: bool = False) -> None:
+    """A path input and a button that writes a file there, then says how training uses it."""
+    typed = st.text_input(label, key=init_widget(key, str(default)))
+    if st.button(button, key=button_key, disabled=disabled):
+        try:
+            out = write(rb.OUT_CSV.check(typed, label))
+        except UserError as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Wrote {what} to `{out}`. Train with it: `python -m core train --data {info.path} "
+                       f"{flag} {out}` (or tick it on the Train page)")
+
+
 # --- what to do --------------------------------------------------------------------------
 st.subheader("Before training")
 folder = root.parent
@@ -155,15 +169,8 @@ with c[0]:
     st.caption(f"{persons} person id(s) are copies of another; with `--health FILE` the person split puts every "
                "such set, and persons sharing a copied photo, in one fold, so no validation score counts a person "
                "it trained on. The run records it in config.json.")
-    health_text = st.text_input("Health CSV", key=init_widget("health.csv", str(folder / "health.csv")))
-    if st.button("Save health.csv for training", key="health.save"):
-        try:
-            out = write_health_csv(table, rb.OUT_CSV.check(health_text, "Health CSV"))
-        except UserError as exc:
-            st.error(str(exc))
-        else:
-            st.success(f"Wrote {len(table)} findings to `{out}`. Train with it: "
-                       f"`python -m core train --data {info.path} --health {out}`")
+    save_file("Health CSV", "health.csv", folder / "health.csv", "Save health.csv for training", "health.save",
+              lambda path: write_health_csv(table, path), f"{len(table)} findings", "--health")
 with c[1]:
     st.markdown("**Leave flagged photos out of training**")
     chosen = st.multiselect("Leave out the photos of", ISSUES, format_func=LABEL, key=init_widget(
@@ -172,12 +179,6 @@ with c[1]:
              "the training copy goes. Nothing is deleted: the dataset layer skips the listed files.")
     rows = leave_out_rows(result, chosen)
     st.caption(f"{len(rows)} photo(s) or person folder(s) would be left out.")
-    leave_text = st.text_input("Leave-out CSV", key=init_widget("health.leave_csv", str(folder / "leave_out.csv")))
-    if st.button("Write the leave-out file", key="health.leave_write", disabled=rows.empty):
-        try:
-            out = write_leave_out(rows, rb.OUT_CSV.check(leave_text, "Leave-out CSV"))
-        except UserError as exc:
-            st.error(str(exc))
-        else:
-            st.success(f"Wrote {len(rows)} row(s) to `{out}`. Train without them: "
-                       f"`python -m core train --data {info.path} --leave-out {out}`")
+    save_file("Leave-out CSV", "health.leave_csv", folder / "leave_out.csv", "Write the leave-out file",
+              "health.leave_write", lambda path: write_leave_out(rows, path), f"{len(rows)} row(s)", "--leave-out",
+              disabled=rows.empty)
