@@ -16,11 +16,14 @@ from tests.served_app import CHROMIUM, FLAGS, require_browser, served_app
 PAGES = {
     "Overview": ("", "Sample images"),
     "Faces and crop": ("faces", "Crops on random samples from every class"),
+    "Data health": ("health", "Leave flagged photos out of training"),
     "Preprocessing": ("preprocess", "Across classes"),
     "Augmentation": ("augment", "random training draws of the same image"),
     "Oversampling": ("sampling", "Validation images (unchanged)"),
     "Train & evaluate": ("train", "No training started from the app"),
     "Runs": ("runs", "No runs yet"),
+    "Label issues": ("label_issues", "No finished K-fold run"),
+    "Sweep": ("sweep", "No sweep in this folder yet"),
 }
 SCREENSHOT_COPY = Path("/tmp/explorer_screenshot.png")  # for a person to look at
 TRAIN_SCREENSHOT = Path("/tmp/explorer_train.png")
