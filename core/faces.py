@@ -164,15 +164,25 @@ def sittings(index: pd.DataFrame) -> pd.Series:
 def with_person_fallback(table: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
     """``table`` where each photo without a detected face gets the median detected box of the
     same person's photos (source ``person``; no confidence or landmarks). Rows of persons with
-    no detected photo, and of datasets without persons, stay ``none``. Idempotent."""
+    no detected photo, and of datasets without persons, stay ``none``. Idempotent.
+
+    The median is taken over boxes as fractions of each photo's own width and height (the
+    index's ``width``, ``height``) and scaled back to the borrowing photo's pixels, so a photo
+    saved at another size gets the same place on the face. A photo of unknown size (0) neither
+    lends nor borrows."""
     table = table.copy()
-    who = table["path"].map(dict(zip(index["path"].astype(str), sittings(index))))
-    who = who.fillna("")
-    found = table["source"].isin(DETECTED) & (who != "")
-    medians = table.loc[found, BOX_COLUMNS].groupby(who[found]).median()
-    empty = (table["source"] == "none") & who.isin(medians.index)
+    keyed = index.assign(path=index["path"].astype(str), sitting=sittings(index)).drop_duplicates("path")
+    keyed = keyed.set_index("path").reindex(table["path"].astype(str))
+    who = keyed["sitting"].fillna("").reset_index(drop=True).set_axis(table.index)
+    wh = keyed[["width", "height"]].to_numpy(float)
+    sized = (np.nan_to_num(wh) > 0).all(axis=1)
+    scale = np.tile(wh, 2)  # x, y, w, h over width, height, width, height
+    found = table["source"].isin(DETECTED).to_numpy() & (who != "").to_numpy() & sized
+    fractions = pd.DataFrame(table.loc[found, BOX_COLUMNS].to_numpy(float) / scale[found], columns=BOX_COLUMNS)
+    medians = fractions.groupby(who[found].to_numpy()).median()
+    empty = (table["source"] == "none").to_numpy() & who.isin(medians.index).to_numpy() & sized
     if empty.any():
-        table.loc[empty, BOX_COLUMNS] = medians.loc[who[empty]].to_numpy()
+        table.loc[empty, BOX_COLUMNS] = medians.loc[who[empty]].to_numpy() * scale[empty]
         table.loc[empty, "source"] = "person"
     return table
 

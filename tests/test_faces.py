@@ -147,7 +147,7 @@ def test_person_fallback_fills_a_removed_box_with_the_persons_median_box(demo):
     others = table[table["path"].isin(mine) & ~at][BOX].to_numpy()
     filled = faces.with_person_fallback(table, df).set_index("path")
     assert filled.loc[removed, "source"] == "person"
-    assert filled.loc[removed, BOX].tolist() == np.median(others, axis=0).tolist()
+    np.testing.assert_allclose(filled.loc[removed, BOX].to_numpy(float), np.median(others, axis=0))  # one size
     assert np.isnan(filled.loc[removed, "confidence"]) and filled.loc[removed, LANDMARK_COLUMNS].isna().all()
     own = table.set_index("path")
     own = own[own["source"] != "none"]
@@ -169,7 +169,8 @@ def test_the_face_crop_of_a_photo_without_its_own_face_uses_its_persons_box(demo
 
 
 def test_the_fallback_is_the_median_of_detected_photos_only():
-    index = pd.DataFrame({"path": list("abcdefg"), "person": ["p"] * 5 + ["q"] * 2, "gender": [0] * 7})
+    index = pd.DataFrame({"path": list("abcdefg"), "person": ["p"] * 5 + ["q"] * 2, "gender": [0] * 7,
+                          "width": [384] * 7, "height": [512] * 7})
     nothing = [np.nan] * 4
     table = pd.DataFrame([("a", 10.0, 1.0, 5.0, 7.0, "mtcnn"), ("b", 12.0, 2.0, 5.0, 7.0, "haar"),
                           ("c", 100.0, 3.0, 5.0, 7.0, "mtcnn"), ("d", *nothing, "none"),
@@ -180,6 +181,31 @@ def test_the_fallback_is_the_median_of_detected_photos_only():
     assert filled.loc["d", BOX].tolist() == [12.0, 2.0, 5.0, 7.0] and filled.loc["d", "source"] == "person"
     assert (filled.loc[["f", "g"], "source"] == "none").all()  # q has no detected photo
     pd.testing.assert_frame_equal(faces.with_person_fallback(filled.reset_index(), index).set_index("path"), filled)
+
+
+def test_a_resized_photo_borrows_its_persons_box_scaled_to_its_own_size():
+    """The median is taken over boxes as fractions of each photo's own width and height, then
+    scaled to the photo that borrows it: a photo saved at a quarter of the size (96x128) gets
+    the same place on the face, not the full-size box's pixels (which would crop a corner)."""
+    index = pd.DataFrame({"path": list("abcde"), "person": ["p"] * 5, "gender": [0] * 5,
+                          "width": [384, 384, 768, 96, 384], "height": [512, 512, 1024, 128, 512]})
+    nothing = [np.nan] * 4
+    table = pd.DataFrame([("a", 140.0, 180.0, 110.0, 150.0, "mtcnn"), ("b", 144.0, 184.0, 112.0, 152.0, "mtcnn"),
+                          ("c", 276.0, 356.0, 216.0, 296.0, "haar"),  # the same place on a photo twice the size
+                          ("d", *nothing, "none"), ("e", *nothing, "none")], columns=["path", *BOX, "source"])
+    filled = faces.with_person_fallback(table, index).set_index("path")
+    # fractions x 0.3646/0.3750/0.3594, y 0.3516/0.3594/0.3477, w 0.2865/0.2917/0.2813, h 0.2930/0.2969/0.2891:
+    # medians 140/384, 180/512, 110/384, 150/512
+    np.testing.assert_allclose(filled.loc["e", BOX].to_numpy(float), [140.0, 180.0, 110.0, 150.0])
+    np.testing.assert_allclose(filled.loc["d", BOX].to_numpy(float), [35.0, 45.0, 27.5, 37.5])
+    assert filled.loc[["d", "e"], "source"].tolist() == ["person", "person"]
+    # and the face crop of the small photo sits on its face, not in a corner
+    from core.preprocess import crop_box
+
+    recipe = starter_recipe("train").replace(crop={"mode": "face"})
+    width, height = recipe.input_size
+    x0, y0, x1, y1 = crop_box(recipe.crop, (96, 128), tuple(filled.loc["d", BOX]), width / height)
+    assert x0 <= 35 and y0 <= 45 and x1 >= 35 + 27.5 and y1 >= 45 + 37.5
 
 
 def _own_faces_table(paths: list[str], found: set[str]) -> pd.DataFrame:
