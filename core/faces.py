@@ -31,6 +31,7 @@ from core import rulebook as rb
 from core.cores import map_items
 from core.detectors import BOX_COLUMNS, CHAINS, LANDMARK_COLUMNS, LANDMARKS, ROW_COLUMNS, detect_one, init_worker
 from core.fileio import atomic_path, locked, remove_unlocked_temporaries
+from core.listfiles import write_csv
 from core.paths import cache_dir
 
 FACE_COLUMNS = ["path", *ROW_COLUMNS]
@@ -195,14 +196,11 @@ def face_table(index: pd.DataFrame, detector: str = DEFAULT_DETECTOR, progress: 
 
 def write_faces_csv(table: pd.DataFrame, out: str | Path) -> Path:
     """The CLI's faces.csv: :data:`FACE_COLUMNS`, whole pixels, empty fields where a source gives none."""
-    out = Path(out)
     pixels = [*BOX_COLUMNS, *LANDMARK_COLUMNS]
     shown = table[FACE_COLUMNS].copy()
     shown[pixels] = shown[pixels].round(0).astype("Int64")
     shown["confidence"] = shown["confidence"].round(4)
-    with atomic_path(out) as tmp:
-        shown.to_csv(tmp, index=False)
-    return out
+    return write_csv(shown, out, "face table")
 
 
 # ----------------------------------------------------------------------------- statistics

@@ -1,6 +1,7 @@
 """The lists a dataset is read with, beside its folder: label corrections (person,field,value)
 and the leave-out list (the photos the Data health page flagged). Both are CSV files checked row
-by row against the rule book's schemas; neither changes or deletes a file of the dataset."""
+by row against the rule book's schemas; neither changes or deletes a file of the dataset.
+:func:`write_csv` writes the lists made about a dataset (leave-out, health.csv, faces.csv)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pandas as pd
 
 from core import labels
 from core import rulebook as rb
-from core.errors import DatasetError
+from core.errors import DatasetError, UserError
+from core.fileio import atomic_path
 
 if TYPE_CHECKING:
     from core.dataset import Problem
@@ -92,3 +94,20 @@ def apply_leave_out(df: pd.DataFrame, root: Path, table: pd.DataFrame, source: s
         problems.append(Problem(missing, f"listed in the leave-out file {source} but not in the dataset; "
                                          "remove the row or check the dataset folder"))
     return df[~out], int(out.sum())
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_csv(table: pd.DataFrame, out: str | Path, what: str) -> Path:
+    """Write ``table`` to ``out`` at once (readers never see half a file), making its folder when
+    missing (the out-file rule allows a new folder). A failed write (no permission, a full disk,
+    a folder in the way) is one UserError naming the file, never a traceback."""
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            table.to_csv(tmp, index=False)
+    except OSError as exc:
+        raise UserError(f"cannot write the {what} to {out}: {exc.strerror or exc}; choose another file in a "
+                        "folder you can write to") from None
+    return out

@@ -29,3 +29,10 @@ def test_a_bad_detector_is_one_line_naming_the_flag(demo_root, tmp_path):
     proc = cli("faces", "--data", str(demo_root / "train"), "--detector", "retina", "--out", str(tmp_path / "f.csv"))
     assert_one_line_error(proc, "--detector", "'retina'", "haar, mtcnn, both")
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_faces_makes_the_out_folder(demo_root, tmp_path):
+    out = tmp_path / "not" / "yet" / "f.csv"
+    proc = cli("faces", "--data", str(demo_root / "train"), "--detector", "mtcnn", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_csv(out)) == 210

@@ -77,6 +77,24 @@ def test_cli_bad_input_ends_in_one_line(faulty, tmp_path, argv, message):
     assert code == 2 and err.strip() == message.format(tmp=tmp_path) and stdout == ""
 
 
+def test_cli_makes_the_out_folder_and_a_failed_write_is_one_line(faulty, tmp_path):
+    out = tmp_path / "new" / "deeper" / "h.csv"
+    code, _, err = run_cli(["health", "--data", str(faulty / "train"), "--out", str(out), "--workers", "1"])
+    assert code == 0, err
+    assert pd.read_csv(out, dtype=str)["issue"].tolist() == ["duplicate_person", "duplicate_person", "dark"]
+    from core.errors import UserError
+    from core.health import write_health_csv, write_leave_out
+
+    folder = tmp_path / "a-folder.csv"
+    folder.mkdir()  # a folder where the file should go: the write fails after the check
+    table = pd.read_csv(out, dtype=str, keep_default_na=False)
+    for write, what in ((write_health_csv, "health CSV"), (write_leave_out, "leave-out CSV")):
+        with pytest.raises(UserError) as exc:
+            write(table if write is write_health_csv else table[["path", "issue"]], folder)
+        assert str(exc.value) == (f"cannot write the {what} to {folder}: Is a directory; choose another file "
+                                  "in a folder you can write to")
+
+
 # ----------------------------------------------------------------------------- the page
 
 @pytest.fixture()
@@ -85,7 +103,7 @@ def app_env(monkeypatch):
 
 
 def test_page_shows_counts_and_groups_and_writes_the_leave_out_file(faulty, tmp_path, app_env):
-    leave = tmp_path / "leave_out.csv"
+    leave = tmp_path / "not-yet" / "leave_out.csv"  # the page makes the folder
     at = open_app(faulty / "train", "health", **{"health.leave_csv": str(leave)})
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["One person under two ids"] == "2" and metrics["Too dark"] == "1"

@@ -40,6 +40,7 @@ from core import rulebook as rb
 from core.fileio import atomic_path, locked, remove_unlocked_temporaries
 from core.health.findings import COLUMNS, build
 from core.health.measure import MEASURE_VERSION, cached_measure, files_key
+from core.listfiles import write_csv
 from core.paths import cache_dir
 
 ISSUES = tuple(rb.HEALTH_ISSUE.values)
@@ -158,10 +159,7 @@ def _compute(ds, train: list[str], evals: list[str], progress, workers, log):
 
 def write_health_csv(findings: pd.DataFrame, out: str | Path) -> Path:
     """health.csv: one row per finding, columns issue,path,person,score,group."""
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        findings[COLUMNS].to_csv(tmp, index=False)
-    return out
+    return write_csv(findings[COLUMNS], out, "health CSV")
 
 
 def read_health_csv(path: str | Path) -> pd.DataFrame:
@@ -220,10 +218,7 @@ def write_leave_out(rows: pd.DataFrame, out: str | Path) -> Path:
     """Write the leave-out file (:data:`core.rulebook.LEAVE_OUT_CSV`, path,issue): the dataset
     layer leaves its photos out of the index (``scan(..., leave_out=...)``, ``train --leave-out``);
     nothing is deleted."""
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        rows[list(rb.LEAVE_OUT_CSV.columns)].to_csv(tmp, index=False)
-    return out
+    return write_csv(rows[list(rb.LEAVE_OUT_CSV.columns)], out, "leave-out CSV")
 
 
 def is_cached(data: str | Path, eval_dir: str | Path | None = None) -> bool:
