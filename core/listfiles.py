@@ -79,18 +79,35 @@ def _norm(path: str | Path, root: Path) -> str:
     return os.path.normpath(os.path.abspath(path if path.is_absolute() else root / path))
 
 
+def _folders_inside(path: str, root: str) -> list[str]:
+    """The folders holding ``path``, from its own up to ``root`` included (none above it)."""
+    folders = []
+    folder = os.path.dirname(path)
+    while folder != os.path.dirname(folder) and (folder == root or folder.startswith(root.rstrip(os.sep) + os.sep)):
+        folders.append(folder)
+        if folder == root:
+            break
+        folder = os.path.dirname(folder)
+    return folders
+
+
 def apply_leave_out(df: pd.DataFrame, root: Path, table: pd.DataFrame, source: str,
                     problems: list[Problem]) -> tuple[pd.DataFrame, int]:
-    """``df`` without the images ``table`` lists (an image path, or a folder for every image under
-    it; relative paths start at ``root``), and how many were left out. Listed paths that match no
-    image become problems."""
+    """``df`` without the images ``table`` lists, and how many were left out. A listed path is an
+    image, or a folder inside the dataset folder ``root`` (``root`` included) for every image under
+    it at any depth (a person's folder, a class folder, the competition's ``images/``); relative
+    paths start at ``root``. A folder outside ``root`` (even one holding it) matches nothing; listed
+    paths that match no image become problems."""
     from core.dataset import Problem  # (core.dataset imports this module)
 
+    top = _norm(root, root)
     listed = {_norm(p, root) for p in table["path"]}
     paths = [_norm(p, root) for p in df["path"]]
-    parents = [os.path.dirname(p) for p in paths]
-    out = np.array([p in listed or d in listed for p, d in zip(paths, parents)], dtype=bool)
-    for missing in sorted(listed - set(paths) - set(parents)):
+    holders = [_folders_inside(p, top) for p in paths]
+    out = np.array([p in listed or any(f in listed for f in folders) for p, folders in zip(paths, holders)],
+                   dtype=bool)
+    matched = set(paths) | {f for folders in holders for f in folders}
+    for missing in sorted(listed - matched):
         problems.append(Problem(missing, f"listed in the leave-out file {source} but not in the dataset; "
                                          "remove the row or check the dataset folder"))
     return df[~out], int(out.sum())

@@ -163,7 +163,8 @@ HEALTH_CSV = CsvSchema("health", {"issue": HEALTH_ISSUE, "path": IMAGE_PATH,
                                   "group": Text(max_len=64, nonempty=False)},
                        rows_required=False, fix="a health CSV is written by python -m core health (see docs/health.md)")
 # The photos the dataset layer leaves out (core.dataset.scan(leave_out=...)): a path (an image,
-# or a person's folder for all its photos), absolute or relative to the dataset folder, and why.
+# or a folder inside the dataset for every image under it), absolute or relative to the dataset
+# folder, and why.
 LEAVE_OUT_CSV = CsvSchema("leave-out", {"path": IMAGE_PATH, "issue": Text(max_len=64, nonempty=False)},
                           rows_required=False, fix="the Data health page writes one (see docs/health.md)")
 # Training's --health and --leave-out: existing files; their rows are checked when the run starts.

@@ -46,6 +46,21 @@ def test_a_listed_path_missing_from_the_dataset_is_a_problem(data, tmp_path):
                                               "remove the row or check the dataset folder")]
 
 
+def test_a_listed_folder_leaves_out_every_image_under_it_at_any_depth(data, tmp_path):
+    """Any folder inside the dataset folder leaves out every image below it, however deep: the
+    competition's images/ folder is two levels above its photos. A folder outside the dataset (one
+    that holds the dataset folder) matches nothing and is reported."""
+    everyone = leave_out(tmp_path / "images.csv", [("images", "dark")])
+    with pytest.raises(DatasetError) as err:
+        scan(data, leave_out=everyone)
+    assert str(err.value) == f"{everyone}: leaves out every image of {data}; nothing is left to use"
+    above = leave_out(tmp_path / "above.csv", [(str(tmp_path), "dark"), (f"images/{PEOPLE[2]}", "dark")])
+    ds = scan(data, leave_out=above)
+    assert ds.left_out == 7 and len(ds.df) == 2 * 7
+    assert [str(p) for p in ds.problems] == [(f"{tmp_path}: listed in the leave-out file {above} but not in the "
+                                              "dataset; remove the row or check the dataset folder")]
+
+
 def test_bad_leave_out_files_are_refused_in_one_line(data, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("photo,issue\nx.jpg,dark\n")
