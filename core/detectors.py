@@ -24,6 +24,8 @@ import warnings
 
 import cv2
 
+from core import rulebook as rb
+
 # ----------------------------------------------------------------------------- the table's row
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -33,11 +35,12 @@ ROW_COLUMNS = [*BOX_COLUMNS, "source", "confidence", *LANDMARK_COLUMNS]
 NAN = float("nan")
 NOTHING = (NAN,) * 4 + ("none", NAN) + (NAN,) * len(LANDMARK_COLUMNS)
 
-# The detectors each name runs, in order; a later one runs only where the earlier found nothing.
-# "both": MTCNN first, Haar where MTCNN found nothing. Measured on the 270-person demo (1,890
-# photos, docs/faces.md): masked faces found 92.7 % (Haar alone 60.4 %, MTCNN alone 88.2 %),
-# at 6.6 ms an image on one core; Haar first finds as many but gives twice the wrong boxes.
-CHAINS = {"haar": ("haar",), "mtcnn": ("mtcnn",), "both": ("mtcnn", "haar")}
+# The detectors each choice runs, in order (declared once in the rule book, rb.DETECTOR_CHAINS);
+# a later one runs only where the earlier found nothing. "both": MTCNN first, Haar where MTCNN
+# found nothing. Measured on the 270-person demo (1,890 photos, docs/faces.md): masked faces
+# found 92.7 % (Haar alone 60.4 %, MTCNN alone 88.2 %), at 6.6 ms an image on one core; Haar
+# first finds as many but gives twice the wrong boxes.
+CHAINS = rb.DETECTOR_CHAINS
 
 # ----------------------------------------------------------------------------- Haar
 
@@ -149,10 +152,16 @@ def mtcnn(path: str) -> tuple | None:
     return (*box, "mtcnn", round(float(best["confidence"]), 4), *points)
 
 
-RUNNERS = {"haar": haar, "mtcnn": mtcnn}
+# Each detector by the name the rule book's chains use and a table's ``source`` gives; a face
+# found in the photo itself. In the order reports list the sources.
+RUNNERS = {"mtcnn": mtcnn, "haar": haar}
+_unknown = sorted({name for chain in CHAINS.values() for name in chain} - set(RUNNERS))
+if _unknown:  # a chain of the rule book names a detector this module does not have
+    raise RuntimeError(f"core.rulebook.DETECTOR_CHAINS names {', '.join(_unknown)}, which core.detectors.RUNNERS "
+                       "does not have; add the detector there or remove it from the rule book")
 
 
-def detect_one(path: str, detector: str = "both") -> tuple:
+def detect_one(path: str, detector: str = rb.DEFAULT_DETECTOR) -> tuple:
     """One face-table row (see :data:`ROW_COLUMNS`) for the largest face in one image.
 
     ``detector`` is a name of :data:`CHAINS`; a file that cannot be decoded gives a row with

@@ -29,13 +29,22 @@ import pandas as pd
 
 from core import rulebook as rb
 from core.cores import map_items
-from core.detectors import BOX_COLUMNS, CHAINS, LANDMARK_COLUMNS, LANDMARKS, ROW_COLUMNS, detect_one, init_worker
+from core.detectors import (
+    BOX_COLUMNS,
+    CHAINS,
+    LANDMARK_COLUMNS,
+    LANDMARKS,
+    ROW_COLUMNS,
+    RUNNERS,
+    detect_one,
+    init_worker,
+)
 from core.fileio import atomic_path, locked, remove_unlocked_temporaries
 from core.listfiles import write_csv
 from core.paths import cache_dir
 
 FACE_COLUMNS = ["path", *ROW_COLUMNS]
-DETECTED = ("mtcnn", "haar")  # sources that are a face found in the image itself
+DETECTED = tuple(RUNNERS)  # sources that are a face found in the image itself (mtcnn, haar)
 SOURCES = (*DETECTED, "person", "none")  # every source, in the order reports list them
 DEFAULT_DETECTOR = rb.DEFAULT_DETECTOR
 

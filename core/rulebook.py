@@ -39,8 +39,10 @@ EMBED = Options(("pca", "tsne"), labels={"pca": "PCA", "tsne": "t-SNE"})
 
 CROP_MODE = Options(("none", "fixed", "face"), labels={
     "none": "Whole frame", "fixed": "Fixed box", "face": "Each image's face"})
-# The face detector (core.detectors.CHAINS): both = MTCNN, then Haar where MTCNN found nothing.
-DETECTOR = Options(("haar", "mtcnn", "both"), labels={
+# The face detector: the detectors (core.detectors.RUNNERS) each choice runs, in order, a later one
+# only where the earlier found no face; both = MTCNN, then Haar where MTCNN found nothing.
+DETECTOR_CHAINS = {"haar": ("haar",), "mtcnn": ("mtcnn",), "both": ("mtcnn", "haar")}
+DETECTOR = Options(tuple(DETECTOR_CHAINS), labels={
     "haar": "Haar cascade (OpenCV)", "mtcnn": "MTCNN (sees masked faces)",
     "both": "MTCNN, then Haar where it finds none"})
 DEFAULT_DETECTOR = "both"  # the most faces found at the scan's cost target (docs/faces.md)
@@ -150,9 +152,13 @@ CORRECTIONS_CSV = CsvSchema("corrections", {
     "value": Depends("field", {"gender": GENDER, "age": AGE, "race": Text(max_len=64), "swap": SWAP})},
     rows_required=False, fix="see the README's Datasets section for corrections")
 
-# python -m core health (core.health): the findings and the photos left out of training
-HEALTH_ISSUE = Options(("exact_duplicate", "near_duplicate", "duplicate_person", "train_eval_overlap", "dark", "light",
-                        "blurry", "low_information", "odd_size", "odd_aspect_ratio"), labels={
+# python -m core health (core.health): the findings and the photos left out of training. The
+# issues by family, in the order health.csv, the command and the page list them: duplicates (their
+# `group` ties photos together; a duplicated person first, then eval photos also in training, then
+# copies) and photo quality (cleanvision's checks, core.health.quality).
+HEALTH_DUPLICATES = ("duplicate_person", "train_eval_overlap", "exact_duplicate", "near_duplicate")
+HEALTH_QUALITY = ("dark", "light", "blurry", "low_information", "odd_size", "odd_aspect_ratio")
+HEALTH_ISSUE = Options((*HEALTH_DUPLICATES, *HEALTH_QUALITY), labels={
     "exact_duplicate": "Exact duplicates", "near_duplicate": "Near duplicates",
     "duplicate_person": "One person under two ids", "train_eval_overlap": "Eval photos also in training",
     "dark": "Too dark", "light": "Too bright", "blurry": "Blurred", "low_information": "Nearly blank",

@@ -64,7 +64,10 @@ def test_a_folder_per_class_dataset_gets_a_rate_per_class_so_non_faces_count_fal
 
 
 def test_every_detector_choice_has_a_chain():
+    from core.detectors import RUNNERS
+
     assert set(CHAINS) == set(rb.DETECTOR.values) and rb.DEFAULT_DETECTOR in CHAINS
+    assert {name for chain in CHAINS.values() for name in chain} == set(RUNNERS) == set(faces.DETECTED)
 
 
 # ----------------------------------------------------------------------------- the demo's own faces

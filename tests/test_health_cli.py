@@ -55,7 +55,7 @@ def test_cli_writes_the_findings_and_counts_them(faulty, tmp_path):
     lines = stdout.splitlines()
     assert lines[0] == f"wrote 3 findings on 217 images and 70 eval images to {out}"
     assert [line.split()[-2:] for line in lines[1:]] == [
-        ["exact_duplicate", "0"], ["near_duplicate", "0"], ["duplicate_person", "2"], ["train_eval_overlap", "0"],
+        ["duplicate_person", "2"], ["train_eval_overlap", "0"], ["exact_duplicate", "0"], ["near_duplicate", "0"],
         ["dark", "1"], ["light", "0"], ["blurry", "0"], ["low_information", "0"], ["odd_size", "0"],
         ["odd_aspect_ratio", "0"]]
     code, stdout, _ = run_cli(["health", "--data", str(faulty / "train"), "--eval", str(faulty / "eval"),
@@ -118,3 +118,20 @@ def test_page_shows_counts_and_groups_and_writes_the_leave_out_file(faulty, tmp_
     assert [s.value for s in at.success] == [(f"Wrote 2 row(s) to `{leave}`. Train with it: `python -m core "
                                               f"train --data {faulty / 'train'} --leave-out {leave}` (or tick it on "
                                               "the Train page)")]
+
+
+def test_page_rechecks_when_the_eval_folder_changes(faulty, tmp_path, app_env):
+    """The page's results are keyed by the eval folder's files as well as its path: a training
+    photo copied into the same eval folder within one session shows up as an overlap."""
+    evals = tmp_path / "eval"
+    shutil.copytree(faulty / "eval", evals)
+    at = open_app(faulty / "train", "health", **{"health.eval": str(evals)})
+    overlap = "Eval photos also in training"
+    assert {m.label: m.value for m in at.metric}[overlap] == "0"
+    photo = next(p for p in sorted((faulty / "train" / "images").iterdir())[3].iterdir() if p.stem == "normal")
+    shutil.copy(photo, evals / "images" / "copied.jpg")
+    with open(evals / "info.csv", "a") as f:
+        f.write("copied.jpg,0\n")
+    at.run()
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}[overlap] == "1"

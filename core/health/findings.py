@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core import rulebook as rb
 from core.health import duplicates as dup
 from core.health.quality import quality_findings
 
 COLUMNS = ["issue", "path", "person", "score", "group"]
 PAIR_COLUMNS = ["issue", "group", "a", "b", "score"]
-ORDER = ("duplicate_person", "train_eval_overlap", "exact_duplicate", "near_duplicate", "dark", "light", "blurry",
-         "low_information", "odd_size", "odd_aspect_ratio")
+ORDER = rb.HEALTH_ISSUE.values  # the order findings are listed in (duplicates first)
 MIN_SHARED = 2  # photos each of two persons must share to be called one person twice
 
 

@@ -22,13 +22,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-CLEANVISION_ISSUES = ("dark", "light", "blurry", "low_information", "odd_size", "odd_aspect_ratio")
+from core import rulebook as rb
+
+CLEANVISION_ISSUES = rb.HEALTH_QUALITY  # every quality issue of the rule book is one of cleanvision's checks
 BRIGHTNESS = ["brightness", "brightness_perc_1", "brightness_perc_5", "brightness_perc_10", "brightness_perc_15",
               "brightness_perc_90", "brightness_perc_95", "brightness_perc_99"]
 # The measurements (core.health.measure) each of cleanvision's checks scores.
 CLEANVISION_COLUMNS = {"dark": BRIGHTNESS, "light": BRIGHTNESS, "low_information": ["entropy"],
                        "blurry": ["blurriness", "blurriness_grayscale_std"], "odd_size": ["size"],
                        "odd_aspect_ratio": ["aspect_ratio"]}
+if set(CLEANVISION_COLUMNS) != set(CLEANVISION_ISSUES):  # the rule book's quality issues changed
+    raise RuntimeError(f"core.rulebook.HEALTH_QUALITY is {', '.join(CLEANVISION_ISSUES)} but core.health.quality "
+                       f"measures {', '.join(CLEANVISION_COLUMNS)}; give each issue its measurements here")
 
 MIN_PHOTOS = 4  # a person needs this many comparable photos to judge one against the others
 # Bounds of the per-person z-scores, set on the demo so that no clean photo of 1,890 passes

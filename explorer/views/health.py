@@ -12,26 +12,25 @@ from core.errors import UserError
 from core.health import ISSUES, check_health, is_cached, leave_out_rows, write_health_csv, write_leave_out
 from core.paths import eval_dir_beside
 from explorer.compute import thumbnail
-from explorer.data import loaded
+from explorer.data import load_dataset, loaded
 from explorer.guard import PageStop, require_dataset
 from explorer.recipe_state import init_widget
 
 AUTO_LIMIT = 3000  # check without a click up to this many images (or when the result is on disk)
-DUPLICATES = ("duplicate_person", "train_eval_overlap", "exact_duplicate", "near_duplicate")
-QUALITY = tuple(i for i in ISSUES if i not in DUPLICATES)
+DUPLICATES, QUALITY = rb.HEALTH_DUPLICATES, rb.HEALTH_QUALITY
 THUMB = 120
 LABEL = rb.HEALTH_ISSUE.label
 
 
 @st.cache_data(show_spinner="Reading the health check…", max_entries=4)
-def findings(files_key: str, data: str, eval_dir: str | None):
+def findings(files_key: str, eval_key: str, data: str, eval_dir: str | None):
     """The health check of ``data`` (and ``eval_dir``), read from its disk cache once computed;
-    ``files_key`` changes with the files."""
+    ``files_key`` and ``eval_key`` change with the training and the eval files."""
     return check_health(data, eval_dir)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def on_disk(files_key: str, data: str, eval_dir: str | None) -> bool:
+def on_disk(files_key: str, eval_key: str, data: str, eval_dir: str | None) -> bool:
     return is_cached(data, eval_dir)
 
 
@@ -77,14 +76,19 @@ st.caption("Faults that spoil a validation score without a wrong label: the same
 beside = eval_dir_beside(info.path) if ds.layout == "train" else None
 eval_text = st.text_input("Eval folder (its photos are checked against the training photos)", key=init_widget(
     "health.eval", str(beside) if beside else ""), placeholder="optional: a competition eval folder")
-eval_dir = None
+eval_dir, eval_key = None, ""
 if eval_text.strip():
     try:
         eval_dir = str(rb.EVAL_DIR.check(eval_text, "Eval folder"))
     except UserError as exc:
         st.error(str(exc))
         raise PageStop
-done = on_disk(info.files_key, str(info.path), eval_dir)
+    evals = load_dataset(eval_dir)  # scanned once per state of its files, like the sidebar's dataset
+    if evals.error:
+        st.error(f"Eval folder: {evals.error}")
+        raise PageStop
+    eval_key = evals.files_key
+done = on_disk(info.files_key, eval_key, str(info.path), eval_dir)
 if not done and len(ds.df) > AUTO_LIMIT and not st.button(f"Check {len(ds.df):,} images", key="health.run", type="primary",
                               help="About 3 ms an image on two cores; the result is cached on disk, so it runs "
                                    "once per dataset."):
@@ -96,7 +100,7 @@ if not done:  # the first time: with a progress bar (the result then comes from 
                                                                              text="Checking the images…"))
     bar.empty()
     on_disk.clear()
-result = findings(info.files_key, str(info.path), eval_dir)
+result = findings(info.files_key, eval_key, str(info.path), eval_dir)
 table = result.findings
 
 # --- counts ------------------------------------------------------------------------------
@@ -105,8 +109,8 @@ st.subheader("What was found")
 looked = f"{result.images:,} images" + (f" and {result.eval_images:,} eval images" if eval_dir else "")
 st.caption(f"{len(table):,} findings on {looked}."
            + (f" {len(result.unreadable)} file(s) could not be decoded and were skipped." if result.unreadable else ""))
-for chunk in (ISSUES[:5], ISSUES[5:]):
-    cols = st.columns(5)
+for chunk in (DUPLICATES, QUALITY):
+    cols = st.columns(len(chunk))
     for col, issue in zip(cols, chunk):
         col.metric(LABEL(issue), counts[issue], help=f"issue `{issue}` in health.csv")
 with st.expander(f"Every finding ({len(table):,})"):
