@@ -31,6 +31,14 @@ def _groups(df: pd.DataFrame, together: Mapping[str, str] | None = None) -> np.n
     return np.where(person != "", person, df["path"].astype(str).to_numpy())
 
 
+TIED = " once the persons the health check ties together (copies of each other) count as one"
+
+
+def _count(n_groups: int, together: Mapping[str, str] | None) -> str:
+    """``the dataset has N``, saying so when a health check's groups made persons one."""
+    return f"the dataset has {n_groups}" + (TIED if together else "")
+
+
 def person_folds(df: pd.DataFrame, k: int, seed: int = 0,
                  together: Mapping[str, str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """K (train_idx, val_idx) pairs of row positions, grouped by person (and by ``together``),
@@ -40,7 +48,7 @@ def person_folds(df: pd.DataFrame, k: int, seed: int = 0,
     if k < 2:
         raise UserError(f"folds must be >= 2, got {k}")
     if n_groups < k:
-        raise UserError(f"folds={k} needs at least {k} persons, but the dataset has {n_groups}; use fewer folds")
+        raise UserError(f"folds={k} needs at least {k} persons, but {_count(n_groups, together)}; use fewer folds")
     y = df["label"].to_numpy()
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
@@ -60,6 +68,9 @@ def person_split(df: pd.DataFrame, val_ratio: float = 0.2, seed: int = 0,
     if not 0.0 < val_ratio < 1.0:
         raise UserError(f"val-ratio must be between 0 and 1 (exclusive), got {val_ratio}")
     n_groups = len(np.unique(_groups(df, together)))
+    if n_groups < 2:
+        way = "check the health file or leave it out" if together else "use a dataset with more persons"
+        raise UserError(f"a validation split needs at least 2 persons, but {_count(n_groups, together)}; {way}")
     share = Fraction(val_ratio).limit_denominator(min(20, max(2, n_groups)))
     m, k = share.numerator, share.denominator
     if m == 0 or m == k:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from core import rulebook as rb
 from core.errors import UserError
 from core.health import ISSUES, check_health, fold_groups, leave_out_rows, read_health_csv, write_health_csv
 from core.health.findings import COLUMNS
@@ -117,6 +118,16 @@ def test_a_second_call_reads_the_cache(planted):
     pd.testing.assert_frame_equal(again.findings, planted["result"].findings)
 
 
+def test_every_issue_list_is_the_rule_books():
+    from core.health import LINKING, OVERLAP
+    from core.health.findings import ORDER
+    from core.health.quality import CLEANVISION_COLUMNS, CLEANVISION_ISSUES
+
+    assert ISSUES == ORDER == (*rb.HEALTH_DUPLICATES, *rb.HEALTH_QUALITY)
+    assert set(CLEANVISION_ISSUES) == set(CLEANVISION_COLUMNS) == set(rb.HEALTH_QUALITY)
+    assert (*LINKING, OVERLAP) == ("duplicate_person", "exact_duplicate", "near_duplicate", "train_eval_overlap")
+
+
 def test_health_csv_round_trip_and_its_rules(planted, tmp_path):
     out = write_health_csv(planted["result"].findings, tmp_path / "health.csv")
     assert out.read_text().splitlines()[0] == "issue,path,person,score,group"
@@ -126,8 +137,8 @@ def test_health_csv_round_trip_and_its_rules(planted, tmp_path):
     bad.write_text("issue,path,person,score,group\nsmudged,/x.jpg,1,0.5,\n")
     with pytest.raises(UserError) as err:
         read_health_csv(bad)
-    assert str(err.value) == (f"{bad} row 2: issue 'smudged': must be one of: exact_duplicate, near_duplicate, "
-                              "duplicate_person, train_eval_overlap, dark, light, blurry, low_information, odd_size, "
+    assert str(err.value) == (f"{bad} row 2: issue 'smudged': must be one of: duplicate_person, train_eval_overlap, "
+                              "exact_duplicate, near_duplicate, dark, light, blurry, low_information, odd_size, "
                               "odd_aspect_ratio; a health CSV is written by python -m core health (see docs/health.md)")
 
 

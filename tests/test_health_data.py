@@ -115,6 +115,39 @@ def test_a_missing_health_or_leave_out_file_is_named_before_the_run_starts(tmp_p
         assert not (tmp_path / "runs").exists()  # refused before any run directory was made
 
 
+def _health_file(path, folders, issue="duplicate_person") -> str:
+    pd.DataFrame({"issue": [issue] * len(folders), "path": [str(f) for f in folders],
+                  "person": [f.name[:6] for f in folders], "score": [0.99] * len(folders),
+                  "group": ["person-1"] * len(folders)}).to_csv(path, index=False)
+    return str(path)
+
+
+def test_a_health_file_that_ties_every_person_together_is_named(tmp_path):
+    data = make_tiny(tmp_path / "train", people=4)
+    health = _health_file(tmp_path / "health.csv", sorted((data / "images").iterdir()))
+    with pytest.raises(UserError) as err:
+        train(TrainConfig(data=str(data), out=str(tmp_path / "runs"), epochs=1, workers=1, health=health))
+    assert str(err.value) == (f"--health {health}: it ties all 4 persons of {data} into one group (persons whose "
+                              "photos are copies of each other share a fold), so none is left for validation; check "
+                              f"that it was written for this dataset (python -m core health --data {data}) or leave "
+                              "--health out")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_health_file_of_another_dataset_is_refused(tmp_path):
+    """Two datasets with the same person ids: a health.csv of one must not group the other's persons."""
+    data = make_tiny(tmp_path / "train", people=6)
+    other = make_tiny(tmp_path / "other" / "train", people=6)
+    twins = sorted((other / "images").iterdir())[:2]
+    health = _health_file(tmp_path / "health.csv", twins)
+    with pytest.raises(UserError) as err:
+        train(TrainConfig(data=str(data), out=str(tmp_path / "runs"), epochs=1, workers=1, health=health))
+    assert str(err.value) == (f"--health {health}: row 2 names {twins[0]}, outside the dataset folder {data}; a "
+                              "health CSV is used only with the dataset it was written for: python -m core health "
+                              f"--data {data} writes one")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_run_trained_without_some_photos_is_read_back_without_them(tmp_path):
     """label-issues and the embedding map re-read a run's dataset as the run saw it: with its
     leave-out file, so a run trained with --leave-out is not refused as 'dataset changed'."""

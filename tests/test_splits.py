@@ -84,3 +84,21 @@ def test_without_health_groups_the_split_is_unchanged():
         again = person_folds(df, 5, 3, nothing)
         assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(plain, again))
         assert all(np.array_equal(x, y) for x, y in zip(person_split(df, 0.2, 1), person_split(df, 0.2, 1, nothing)))
+
+
+def test_too_few_groups_for_a_split_say_so():
+    df = fake_index(people=3)
+    everyone = {p: "000000" for p in df["person"]}
+    with pytest.raises(UserError) as err:
+        person_split(df, 0.2, 0, everyone)
+    assert str(err.value) == ("a validation split needs at least 2 persons, but the dataset has 1 once the persons "
+                              "the health check ties together (copies of each other) count as one; check the health "
+                              "file or leave it out")
+    with pytest.raises(UserError) as err:
+        person_split(df[df["person"] == "000001"], 0.2, 0)
+    assert str(err.value) == ("a validation split needs at least 2 persons, but the dataset has 1; use a dataset "
+                              "with more persons")
+    with pytest.raises(UserError) as err:
+        person_folds(df, 3, 0, {"000002": "000001"})
+    assert str(err.value) == ("folds=3 needs at least 3 persons, but the dataset has 2 once the persons the health "
+                              "check ties together (copies of each other) count as one; use fewer folds")

@@ -44,10 +44,14 @@ from core.listfiles import write_csv
 from core.paths import cache_dir
 
 ISSUES = tuple(rb.HEALTH_ISSUE.values)
+OVERLAP = "train_eval_overlap"  # the duplicate issue whose group ties eval photos to training photos
 # Part of the findings cache's name: bump it when the findings change for the same measurements.
 FINDINGS_VERSION = 1
-# Issues whose groups tie persons together (their photos are copies of each other).
-LINKING = ("duplicate_person", "exact_duplicate", "near_duplicate")
+# Issues whose groups tie persons together (their photos are copies of each other): every
+# duplicate issue of the rule book but the eval overlap.
+LINKING = tuple(issue for issue in rb.HEALTH_DUPLICATES if issue != OVERLAP)
+if OVERLAP not in rb.HEALTH_DUPLICATES:
+    raise RuntimeError(f"core.rulebook.HEALTH_DUPLICATES has no {OVERLAP!r}; rename it in core.health too")
 
 Progress = Callable[[int, int], None]
 
@@ -169,6 +173,17 @@ def read_health_csv(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def outside(findings: pd.DataFrame, root: str | Path) -> pd.Series:
+    """Which findings name a path outside the dataset folder ``root``: a health.csv written for
+    another dataset (its person ids may be this one's too). ``train_eval_overlap`` rows are never
+    outside: their path is an eval photo."""
+    top = os.path.normpath(os.path.abspath(root))
+    inside = top.rstrip(os.sep) + os.sep
+    paths = [os.path.normpath(os.path.abspath(p)) for p in findings["path"]]
+    away = [p != top and not p.startswith(inside) for p in paths]
+    return pd.Series(away, index=findings.index, dtype=bool) & (findings["issue"] != OVERLAP)
+
+
 def fold_groups(findings: pd.DataFrame) -> dict[str, str]:
     """person -> the person it must share a fold with (the smallest id of its set), for every
     person whose photos are copies of another person's (duplicate persons, and exact or near
@@ -203,7 +218,7 @@ def leave_out_rows(result: HealthResult, issues: list[str] | tuple[str, ...]) ->
     found = result.findings[result.findings["issue"].isin(issues)]
     rows: list[tuple[str, str]] = []
     for issue, part in found.groupby("issue", sort=False):
-        if issue == "train_eval_overlap":
+        if issue == OVERLAP:
             pairs = result.pairs[result.pairs["issue"] == issue]
             rows += [(a, issue) for a in sorted(set(pairs["a"]))]
         elif issue in LINKING:

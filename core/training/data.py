@@ -84,15 +84,39 @@ def make_splits(df: pd.DataFrame, folds: int, val_ratio: float, seed: int,
     return [person_split(df, val_ratio, seed, together)]
 
 
+def dataset_folder(df: pd.DataFrame) -> Path:
+    """The folder ``df`` was scanned from (each row's ``path`` is that folder joined with ``rel``)."""
+    first = df.iloc[0]
+    return Path(first["path"]).parents[len(Path(first["rel"]).parts) - 1]
+
+
 def health_groups(health: str | None, df: pd.DataFrame) -> dict[str, str] | None:
     """person -> fold group from a health.csv (core.health.fold_groups), for the persons of ``df``;
-    None without a health file, so that the split is exactly the one without it."""
+    None without a health file, so that the split is exactly the one without it.
+
+    Refused in one line naming the file: a health.csv written for another dataset (a finding
+    outside ``df``'s folder: same-numbered persons would be tied), and one that ties every person
+    into one group (nothing left to validate on)."""
     if not health:
         return None
-    from core.health import fold_groups, read_health_csv
+    from core.health import fold_groups, outside, read_health_csv
 
+    root = dataset_folder(df)
+    table = read_health_csv(health)
+    away = outside(table, root)
+    if away.any():
+        line = int(np.flatnonzero(away.to_numpy())[0]) + 2  # the file's line: the header is line 1
+        raise UserError(f"--health {health}: row {line} names {table['path'][away].iloc[0]}, outside the dataset "
+                        f"folder {root}; a health CSV is used only with the dataset it was written for: python -m "
+                        f"core health --data {root} writes one")
     persons = set(df["person"].astype(str))
-    return {p: g for p, g in fold_groups(read_health_csv(health)).items() if p in persons}
+    together = {p: g for p, g in fold_groups(table).items() if p in persons}
+    if len(persons) >= 2 and len({together.get(p, p) for p in persons}) < 2:
+        raise UserError(f"--health {health}: it ties all {len(persons)} persons of {root} into one group (persons "
+                        "whose photos are copies of each other share a fold), so none is left for validation; check "
+                        f"that it was written for this dataset (python -m core health --data {root}) or leave "
+                        "--health out")
+    return together
 
 
 # ----------------------------------------------------------------------------- resume checks
