@@ -42,6 +42,7 @@ NOT_SEARCHED = ("data", "recipe", "out", "resume", "device", "workers", "nproc",
                 "val_ratio")
 SPEC_KEYS = ("low", "high", "log", "step", "choices", "value", "why")
 MAX_SPACE_BYTES = 1_000_000
+MAX_GRID = 1_000_000  # values a step may cut a range into (Optuna counts them; a finer grid is no grid)
 
 # The default space: short, one reason per field. Every Param marked ``search=True`` is here,
 # plus the input size and the crop height (list fields, which a Param cannot mark).
@@ -122,10 +123,19 @@ def field_of(name: Any, where: str) -> Field:
 # ----------------------------------------------------------------------------- one dimension
 
 def encode_list(value: tuple) -> str:
-    """A list value as one categorical choice: "96x96" (whole numbers) or "0, 0, 1, 0.72"."""
+    """A list value as one categorical choice: "96x96" (whole numbers) or "0, 0, 1, 0.72".
+
+    Each number is written so that it reads back exactly (the short ``:g`` form where that is
+    exact, else Python's shortest round-trip repr): 0.723456789 stays 0.723456789, and two
+    choices that differ in the 7th digit stay two choices."""
     if all(isinstance(v, int) for v in value):
         return "x".join(str(v) for v in value)
-    return ", ".join(f"{v:g}" for v in value)
+    return ", ".join(_exact(v) for v in value)
+
+
+def _exact(v: float) -> str:
+    short = f"{v:g}"
+    return short if float(short) == v else repr(float(v))
 
 
 @dataclass(frozen=True)
@@ -263,6 +273,10 @@ def _interval_dim(field: Field, rule: Interval, spec: dict, name: str, why: str)
             raise UserError(f"{name} step {shown(step)}: must be a {'whole ' if rule.kind is int else ''}number > 0")
         if high > low and step > high - low:
             raise UserError(f"{name} step {step:g}: must not exceed high - low ({high - low:g})")
+        points = (high - low) / step
+        if not math.isfinite(points) or points > MAX_GRID:
+            raise UserError(f"{name} step {step:g}: makes more than {MAX_GRID:,} values from {low:g} to {high:g}; "
+                            "give a larger step, or leave step out (the field's widget step)")
         if high > low:  # Optuna moves high down onto the grid (with a warning); do it here, quietly
             high = round(low + math.floor((high - low) / step + 1e-9) * step, 10)
     return Dim(field, low=low, high=high, log=log, step=step, why=why)
