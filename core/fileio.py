@@ -41,15 +41,24 @@ def temporary_path(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on any error it is removed.
 
     The caller writes the whole file to the yielded path (``to_csv(tmp)``, ``torch.save(..., tmp)``).
     KeyboardInterrupt and other BaseExceptions also remove it, so a stopped writer leaves nothing.
+    ``mode`` (e.g. 0o600 for a file holding a password): the temporary is created with exactly
+    these permissions before anything is written to it, so the file never has wider ones.
     """
     path = Path(path)
     tmp = temporary_path(path)
     try:
+        if mode is not None:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            try:
+                if hasattr(os, "fchmod"):  # the umask may have taken bits away (never adds any here)
+                    os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
         yield tmp
         os.replace(tmp, path)
     except BaseException:
@@ -57,10 +66,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> Path:
-    """Write ``data`` (str as UTF-8) to ``path`` so that readers never see a partial file."""
+def atomic_write(path: str | Path, data: bytes | str, mode: int | None = None) -> Path:
+    """Write ``data`` (str as UTF-8) to ``path`` so that readers never see a partial file
+    (``mode``: the file's permissions from its first byte, as :func:`atomic_path`)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, mode) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     return path
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import secrets
 import shlex
@@ -83,8 +82,7 @@ class Job:
         """The job file workers read (0600: it may hold a database password) and sweep.json (without it)."""
         path = self.job_file()
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps(dataclasses.asdict(self), indent=2) + "\n")
-        os.chmod(path, 0o600)
+        atomic_write(path, json.dumps(dataclasses.asdict(self), indent=2) + "\n", mode=0o600)
         shown_job = {**dataclasses.asdict(self), "storage": storage_label(self.storage), "journal": self.storage is None}
         atomic_write(self.dir / SWEEP_JSON, json.dumps(shown_job, indent=2) + "\n")
         return path
@@ -111,6 +109,35 @@ def storage_label(url: str | None) -> str:
     if url is None:
         return f"journal file {JOURNAL}"
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+SQLITE = re.compile(r"(?P<scheme>sqlite(\+[A-Za-z0-9_]+)?)://(?P<rest>.*)")
+
+
+def resolve_sqlite(url: str | None) -> str | None:
+    """A ``sqlite:///FILE`` URL with FILE made absolute by the project's path rule (core.paths:
+    relative to $MASKLAB_HOME, else the start folder; ``~`` is home), as the workers, the app's
+    background start and a later command all need one file; other URLs unchanged. An in-memory
+    database (``sqlite://``, ``:memory:``) is refused: it lives and dies with one process."""
+    match = SQLITE.fullmatch(url or "")
+    if match is None:
+        return url
+    rest, query = (match["rest"].split("?", 1) + [""])[:2]
+    name = rest.removeprefix("/")
+    if not name or name == ":memory:":
+        raise UserError(f"--storage {url}: an in-memory SQLite database lives only as long as one process, so no "
+                        "worker or later command could read the study; give a file (sqlite:///FILE) or leave out "
+                        "--storage for the journal file SWEEP_DIR/study.log")
+    from core.paths import user_path
+
+    try:
+        path = user_path(name)
+    except UserError as exc:
+        raise UserError(f"--storage {url}: {exc}") from None
+    if not path.parent.is_dir():
+        raise UserError(f"--storage {url}: the folder {path.parent} does not exist; create it first (relative "
+                        "files start at $MASKLAB_HOME, else the folder the command was started in)")
+    return f"{match['scheme']}:///{path}" + (f"?{query}" if query else "")
 
 
 def check_storage(url: str | None, workers: int) -> None:
@@ -225,8 +252,22 @@ def clear_stop(sweep_dir: str | Path) -> None:
 
 # ----------------------------------------------------------------------------- results
 
+def trial_settings(cfg: TrainConfig) -> dict:
+    """What a trial records as its user attr ``train``: every TrainConfig field it ran with (the
+    command's fixed flags and the searched values), as JSON, less the recipe (its own attr)."""
+    from core.training.config import config_dict
+
+    return {k: v for k, v in config_dict(cfg).items() if k != "recipe"}
+
+
 def trial_config(job: Job, train: dict) -> TrainConfig:
-    """The TrainConfig of a trial whose train fields are ``train`` (field -> value)."""
+    """The TrainConfig a trial ran with, from its ``train`` attr alone: every field, whichever
+    command ran it. A trial recorded before the attr held every field (it has no ``data``) gets
+    the rest from this command's job."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    train = {k: v for k, v in train.items() if k in known}
+    if "data" in train:
+        return TrainConfig(**train)
     return dataclasses.replace(job.base_config(), **train)
 
 
@@ -322,6 +363,7 @@ def prepare(given: dict, out: str | Path, trials: int, space: str | Path | None 
     from core.training.resolve import resolve_recipe
 
     check_storage(storage, workers)
+    storage = resolve_sqlite(storage)
     dims = load_space(space) if space is not None else default_space()
     base = TrainConfig(**{**given, "out": str(Path(out) / RUNS)})
     validate_config(base)

@@ -34,7 +34,17 @@ from pathlib import Path
 from core.errors import UserError
 from core.fileio import atomic_write, locked
 from core.procs import REPO, error_line, log_tail, pid_alive, start_background, terminate_group
-from core.sweep import JOBS, RUNS, Job, SweepStopped, open_study, request_stop, stop_requested, write_best
+from core.sweep import (
+    JOBS,
+    RUNS,
+    Job,
+    SweepStopped,
+    open_study,
+    request_stop,
+    stop_requested,
+    trial_settings,
+    write_best,
+)
 from core.sweep_space import apply, parse_space
 
 STARTED = time.time()  # this process's start (a bound for pid_alive: a reused pid started later)
@@ -172,21 +182,26 @@ def run_torchrun(cfg, recipe, follower: Follower) -> Path:
     since = time.time()
     pid = start_background(train_argv(dataclasses.replace(cfg, recipe=str(recipe_file)), python=sys.executable), log)
     seen = 0
-    while True:
-        alive = pid_alive(pid, since + 2)
-        if follower.run_dir is None and (found := _find_run(job, recipe_file, since)) is not None:
-            follower.found(found)
-        if follower.run_dir is not None:
-            records = read_metrics(follower.run_dir)
-            for record in records[seen:]:
-                if follower.epoch(record):
-                    stop_run(follower.run_dir)
-            seen = len(records)
-        if follower.stop_asked():
-            stop_run(follower.run_dir) if follower.run_dir is not None else terminate_group(pid, since + 2)
-        if not alive:
-            break
-        time.sleep(POLL_S)
+    try:
+        while True:
+            alive = pid_alive(pid, since + 2)
+            if follower.run_dir is None and (found := _find_run(job, recipe_file, since)) is not None:
+                follower.found(found)
+            if follower.run_dir is not None:
+                records = read_metrics(follower.run_dir)
+                for record in records[seen:]:
+                    if follower.epoch(record):
+                        stop_run(follower.run_dir)
+                seen = len(records)
+            if follower.stop_asked():
+                stop_run(follower.run_dir) if follower.run_dir is not None else terminate_group(pid, since + 2)
+            if not alive:
+                break
+            time.sleep(POLL_S)
+    finally:
+        # A worker leaving early (Ctrl-C, an error, SIGTERM's stop) never leaves torchrun training
+        # alone in its own session, holding the GPUs: it ends the trial's whole process group.
+        terminate_group(pid, since + 2)
     if follower.run_dir is None:
         raise UserError(f"trial {number}: the training ended before it made a run directory: "
                         f"{error_line(log_tail(log)) or 'see ' + str(log)}")
@@ -207,13 +222,13 @@ def objective(job: Job, index: int, dims: list):
                            "started": STARTED}.items():
             trial.set_user_attr(key, value)
         values = {d.name: d.suggest(trial) for d in dims}
-        trial.set_user_attr("train", {d.field.path[0]: v for d, v in zip(dims, values.values())
-                                      if d.field.target == "train"})
         try:
             cfg, recipe = apply(values, base_cfg, base_recipe)
         except UserError as exc:
             trial.set_user_attr("error", str(exc))
             raise
+        # Every setting the trial runs with, so best.json repeats it whichever command asks later
+        trial.set_user_attr("train", trial_settings(cfg))
         trial.set_user_attr("recipe", recipe.to_dict())
         shown = ", ".join(f"{k}={v}" for k, v in trial.params.items())
         say(job, index, f"trial {trial.number}: {shown}")
@@ -300,17 +315,33 @@ def spawn(job: Job) -> int:
     nproc = int(job.fixed.get("nproc") or 1)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     procs = []
-    for k in range(job.workers):
-        own = dict(env)
-        if gpus > 1:  # one GPU (or nproc of them) per worker
-            own["CUDA_VISIBLE_DEVICES"] = ",".join(str((k * nproc + i) % gpus) for i in range(nproc))
-        procs.append(subprocess.Popen([sys.executable, "-m", "core.sweep_workers", str(job.job_file()), str(k)],
-                                      cwd=REPO, env=own, stdin=subprocess.DEVNULL))
+    # The workers ignore SIGINT (inherited through exec, so from their first line on, and by their
+    # own children): a Ctrl-C in the terminal reaches the whole process group, and this process
+    # alone answers it, with the STOP file every worker reads after its current batch.
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
     try:
-        codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:
-        request_stop(job.dir)  # each worker stops after its current batch
-        codes = [p.wait() for p in procs]
+        for k in range(job.workers):
+            own = dict(env)
+            if gpus > 1:  # one GPU (or nproc of them) per worker
+                own["CUDA_VISIBLE_DEVICES"] = ",".join(str((k * nproc + i) % gpus) for i in range(nproc))
+            procs.append(subprocess.Popen([sys.executable, "-m", "core.sweep_workers", str(job.job_file()), str(k)],
+                                          cwd=REPO, env=own, stdin=subprocess.DEVNULL))
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+    interrupted = False
+    while True:
+        try:
+            codes = [p.wait() for p in procs]
+            break
+        except KeyboardInterrupt:
+            if not interrupted:
+                print("stopping: each worker ends its trial after the current batch (the trial is marked failed)",
+                      file=sys.stderr, flush=True)
+            interrupted = True
+            request_stop(job.dir)
+    if interrupted:
+        raise KeyboardInterrupt  # the command's summary, then exit 130 (core.cli.main)
     return max(codes)
 
 

@@ -230,3 +230,93 @@ def refusal_in(tiny: dict, out: Path, space: object) -> str:
     code, _, stderr = sweep(tiny, out, space=path)
     assert code == 2 and len(stderr.strip().splitlines()) == 1, stderr
     return stderr.strip()
+
+
+# ----------------------------------------------------------------------------- best.json across commands
+
+def test_best_json_repeats_the_best_trial_with_its_own_settings_after_another_command(tiny):
+    """A later command with other fixed flags (its one trial fails before training: an impossible
+    crop box) rewrites best.json; the best trial is still the first command's, with its settings."""
+    out = tiny["base"] / "two-commands"
+    assert sweep(tiny, out, "--trials", "1")[0] == 0
+    failing = tiny["base"] / "box-off-image.json"
+    failing.write_text(json.dumps({**SPACE, "recipe.crop.box.0": {"value": 0.5}}))  # x 0.5 + w 1 > 1
+    code, _, stderr = sweep(tiny, out, "--trials", "1", "--epochs", "2", "--weight-decay", "0.3", "--batch-size", "8",
+                            space=failing)
+    assert code == 0, stderr
+    first, second = journal_study(out).get_trials()
+    assert (first.state.name, second.state.name) == ("COMPLETE", "FAIL")
+    best = json.loads((out / "best.json").read_text())
+    assert best["trial"] == 0
+    ran = read_config(Path(first.user_attrs["run_dir"]))["config"]
+    args = vars(build_parser().parse_args(best["argv"][3:]))
+    assert (args["epochs"], args["weight_decay"], args["batch_size"]) == (1, 0.05, 16)
+    assert args["lr"] == first.params["train.lr"]
+    assert {k: args[k] for k in ran if k in args and k != "recipe"} == {k: v for k, v in ran.items()
+                                                                      if k in args and k != "recipe"}
+    assert best["train"] == {k: v for k, v in ran.items() if k != "recipe"}
+
+
+# ----------------------------------------------------------------------------- exact values, fine grids
+
+def test_list_choices_round_trip_exactly():
+    (d,) = parse_space({"recipe.crop.box": {"choices": [[0.05, 0, 0.9, 0.723456789]]}}, "s")
+    assert [d.decode(c) for c in d.choices] == [(0.05, 0.0, 0.9, 0.723456789)]
+    (d,) = parse_space({"recipe.crop.box": {"choices": [[0, 0, 1, 0.1234561], [0, 0, 1, 0.1234562]]}}, "s")
+    assert [d.decode(c) for c in d.choices] == [(0.0, 0.0, 1.0, 0.1234561), (0.0, 0.0, 1.0, 0.1234562)]
+    assert d.to_spec() == {"choices": [[0.0, 0.0, 1.0, 0.1234561], [0.0, 0.0, 1.0, 0.1234562]]}
+    (d,) = parse_space({"recipe.input_size": {"choices": [[96, 96]]}, }, "s")
+    assert d.choices == ("96x96",)  # whole numbers keep their short form (earlier studies' choices)
+    (d,) = parse_space({"recipe.crop.box": {"choices": [[0, 0, 1, 0.72]]}}, "s")
+    assert d.choices == ("0, 0, 1, 0.72",)
+
+
+@pytest.mark.parametrize("step", [1e-320, 1e-300, 1e-9])
+def test_a_step_too_fine_for_its_range_is_refused_in_one_line(step):
+    with pytest.raises(UserError) as caught:
+        parse_space({"train.lr": {"low": 0.001, "high": 0.01, "log": False, "step": step}}, "s")
+    assert str(caught.value) == (f"s: train.lr step {step:g}: makes more than 1,000,000 values from 0.001 to 0.01; "
+                                 "give a larger step, or leave step out (the field's widget step)")
+
+
+# ----------------------------------------------------------------------------- SQLite files, private job files
+
+def test_sqlite_without_a_file_is_refused_in_one_line(tiny):
+    assert refusal(tiny, SPACE, "--storage", "sqlite://") == (
+        "error: --storage sqlite://: an in-memory SQLite database lives only as long as one process, so no worker or "
+        "later command could read the study; give a file (sqlite:///FILE) or leave out --storage for the journal "
+        "file SWEEP_DIR/study.log")
+
+
+def test_a_relative_sqlite_file_follows_the_path_rule(tiny, tmp_path, monkeypatch):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("MASKLAB_HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    out = tiny["base"] / "sqlite"
+    code, stdout, stderr = sweep(tiny, out, "--trials", "1", "--storage", "sqlite:///studies.db")
+    assert code == 0, stderr
+    assert (home / "studies.db").is_file() and not list(elsewhere.iterdir())
+    assert json.loads((out / "sweep.json").read_text())["storage"] == f"sqlite:///{home / 'studies.db'}"
+    assert f"in sqlite:///{home / 'studies.db'};" in stdout
+    assert "added 1 trial(s): 1 complete" in stdout
+
+
+def test_the_job_file_is_private_before_it_takes_its_name(tmp_path, monkeypatch):
+    import core.fileio
+    from core.sweep import Job
+
+    modes = {}
+    replace = core.fileio.os.replace
+
+    def spy(src, dst):
+        modes[Path(dst).name] = Path(src).stat().st_mode & 0o777
+        replace(src, dst)
+
+    monkeypatch.setattr(core.fileio.os, "replace", spy)
+    job = Job(sweep_dir=str(tmp_path), data="d", trials=1, space={}, fixed={}, recipe={},
+              storage="postgresql://u:secret@host/db")
+    path = job.save()
+    assert modes[path.name] == 0o600 and path.stat().st_mode & 0o777 == 0o600
+    assert "secret" not in (tmp_path / "sweep.json").read_text()

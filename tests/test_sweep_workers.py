@@ -151,3 +151,72 @@ def test_two_machines_join_one_study_through_postgresql(tiny, postgres_url):
     assert json.loads((outs[0] / "sweep.json").read_text())["storage"] == postgres_url
     jobs = list((outs[0] / ".jobs").glob("*.json"))
     assert jobs and all(oct(p.stat().st_mode & 0o777) == "0o600" for p in jobs)
+
+
+# ----------------------------------------------------------------------------- Ctrl-C, leaked trainings
+
+def test_ctrl_c_on_two_workers_stops_them_cleanly_with_exit_130(tiny):
+    """A terminal's Ctrl-C reaches the whole process group: the command alone answers it (STOP
+    file); the workers end their trials after the current batch, with no traceback."""
+    out = tiny["base"] / "ctrl-c"
+    proc = subprocess.Popen(command(tiny, out, "--workers", "2", "--trials", "2", "--epochs", "500"), cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + LIMIT_S
+        while True:  # until both workers' trials have reported an epoch: both are inside training
+            assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended or never trained"
+            if (out / "study.log").is_file() and sum(bool(t.intermediate_values)
+                                                     for t in journal_study(out).get_trials()) == 2:
+                break
+            time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)  # as the terminal does: every process of the group
+        stdout, stderr = proc.communicate(timeout=LIMIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "Traceback" not in stdout + stderr, stdout + stderr
+    assert proc.returncode == 130, stderr
+    assert "stopping: each worker ends its trial after the current batch" in stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: the trials that were running are marked failed")
+    trials = journal_study(out).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
+    assert {t.user_attrs["error"] for t in trials} == {"stopped on request"}
+    assert [row["state"] for row in json.loads((out / "trials.json").read_text())] == ["fail", "fail"]
+    assert "added 2 trial(s): 2 fail" in stdout
+
+
+def test_a_worker_leaving_a_torchrun_trial_early_ends_its_training(tmp_path, monkeypatch):
+    """The trial's training runs in its own session; a worker interrupted while following it
+    ends that whole process group instead of leaving it to train alone."""
+    import types
+
+    import core.sweep_workers as workers
+    from core.procs import pid_alive, start_background
+    from core.recipe import Recipe
+    from core.sweep import Job
+    from core.training.config import TrainConfig
+
+    started = {}
+
+    def sleeper(argv, log, env=None):
+        started["pid"] = start_background([sys.executable, "-c", "import time; time.sleep(120)"], log)
+        return started["pid"]
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workers, "start_background", sleeper)
+    monkeypatch.setattr(workers, "_find_run", interrupted)
+    job = Job(sweep_dir=str(tmp_path), data=str(tmp_path), trials=1, space={}, fixed={}, recipe={})
+    for sub in ("runs", ".jobs"):  # as job.save and prepare make them
+        (tmp_path / sub).mkdir()
+    trial = types.SimpleNamespace(number=0, set_user_attr=lambda *_: None)
+    follower = workers.Follower(trial, job, 0, epochs=1, folds=0)
+    with pytest.raises(KeyboardInterrupt):
+        workers.run_torchrun(TrainConfig(data=str(tmp_path), nproc=2), Recipe(), follower)
+    deadline = time.monotonic() + 30
+    while pid_alive(started["pid"]):
+        assert time.monotonic() < deadline, "the trial's training still runs"
+        time.sleep(0.1)

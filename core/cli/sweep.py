@@ -36,7 +36,8 @@ def register(sub) -> None:
             add_flag(s, name, Param(p.rule, p.help + " (fixed for every trial)", p.label, p.default, p.optional),
                      shown_default=p.default)
     p = PARAMS["workers"]
-    add_flag(s, "train_workers", Param(p.rule, "each trial's " + p.help + " (train's --workers)"), shown_default=0)
+    add_flag(s, "train_workers", Param(p.rule, "each trial's " + p.help + " (train's --workers)"),
+             shown_default=p.default)
 
 
 def given_train_flags(args) -> dict:
@@ -49,7 +50,7 @@ def given_train_flags(args) -> dict:
 
 
 def cmd_sweep(args) -> int:
-    from core.sweep import prepare, read_best, storage_label
+    from core.sweep import open_study, prepare, read_best, storage_label, write_best
     from core.sweep_workers import run_worker, spawn
 
     if "RANK" in os.environ:
@@ -65,11 +66,18 @@ def cmd_sweep(args) -> int:
     searched = [name for name, spec in job.space.items() if "value" not in spec]
     print(f"sweep {job.dir}: study {job.study!r} in {storage_label(job.storage)}; adding {job.trials} trial(s) "
           f"with {job.workers} worker(s); searching {', '.join(searched)}", flush=True)
-    if job.workers == 1:
-        run_worker(job)
-        code = 0
-    else:
-        code = spawn(job)
+    try:
+        if job.workers > 1:
+            code = spawn(job)
+        else:
+            run_worker(job)
+            code = 0
+    except KeyboardInterrupt:  # Ctrl-C: every worker has ended; say where the study stands, then exit 130
+        write_best(open_study(job), job)  # trials.json with the interrupted trials' end
+        _summary(job, read_best(job.dir), 0)
+        print("interrupted: the trials that were running are marked failed; run the same command again to add "
+              "more", file=sys.stderr)
+        return 130
     return _summary(job, read_best(job.dir), code)
 
 
