@@ -4,9 +4,11 @@ lists each trial's run."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+from core import rulebook as rb
 from core.recipe import Recipe
 from core.sweep import read_best
 from core.sweep_workers import background
@@ -71,3 +73,49 @@ def test_the_default_space_is_drawn_from_the_rule_book_and_a_bad_range_is_one_er
     at.number_input(key="s.low.train.lr").set_value(0.05).run()
     assert [e.value for e in at.error] == ["the page's space: train.lr: low 0.05 is above high 0.01"]
     assert "s.start" not in [b.key for b in at.button]  # refused before anything can start
+
+
+def test_list_fields_and_the_loss_are_searched_with_choices_and_a_picked_loss_is_kept(tiny, runs):
+    folder = runs / "choices-sweep"
+    at = open_app(tiny / "train", "sweep", **{**STATE, "s.dir": str(folder), "s.trials": 1,
+                                             "s.fields": ["train.smoothing", "train.loss", "recipe.crop.box",
+                                                          "recipe.sampling.smote_size"]})
+    assert_clean(at)
+    box = at.multiselect(key="s.choices.recipe.crop.box")
+    assert box.value == ["0, 0, 1, 1"]  # the sidebar recipe's box, as the one choice to start from
+    assert at.multiselect(key="s.choices.recipe.sampling.smote_size").value == ["24x32"]
+    loss = at.multiselect(key="s.choices.train.loss")
+    assert loss.options == [rb.LOSS.label(v) for v in rb.LOSS.values]  # every loss the rule book has
+    assert loss.value == ["label_smoothing"]  # the default space's fixed loss, as the one choice to start from
+    box.set_value(["0, 0, 1, 1", "0, 0, 1, 0.723456789"])  # a box typed in
+    loss.set_value(["ce", "label_smoothing"]).run()
+    assert_clean(at)
+    assert not any("Label smoothing is searched with the label_smoothing loss" in c.value for c in at.caption)
+    at.button(key="s.start").click().run()
+    assert_clean(at)
+    space = json.loads((folder / ".app" / "space.json").read_text())
+    assert space["train.loss"] == {"choices": ["ce", "label_smoothing"]}  # not overwritten for the smoothing
+    assert space["recipe.crop.box"] == {"choices": [[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.723456789]]}
+    assert space["recipe.sampling.smote_size"] == {"choices": [[24, 32]]}
+    wait_until_finished(folder)
+    sweep = json.loads((folder / "sweep.json").read_text())
+    assert sweep["space"]["train.loss"] == {"choices": ["ce", "label_smoothing"]}
+    assert sweep["space"]["recipe.crop.box"]["choices"][1] == [0.0, 0.0, 1.0, 0.723456789]
+
+
+def test_the_sweep_folder_is_checked_by_its_rule_and_made_absolute(tiny, runs, monkeypatch):
+    home = runs / "home"
+    home.mkdir()
+    monkeypatch.setenv("MASKLAB_HOME", str(home))
+    at = open_app(tiny / "train", "sweep", **{"s.dir": "rel/sweep"})
+    assert any(f"--out {home / 'rel' / 'sweep'} --trials 20" in i.value for i in at.info)  # where the sweep goes
+    blocker = runs / "a-file"
+    blocker.write_text("not a folder\n")
+    at.text_input(key="s.dir").set_value(str(blocker / "sweep")).run()
+    assert_clean(at)
+    assert [e.value for e in at.error] == [(
+        f"Sweep folder '{blocker / 'sweep'}': {blocker} is a file, so no folder can be made under it; choose "
+        "another path")]
+    assert "s.start" not in [b.key for b in at.button]
+    at.text_input(key="s.dir").set_value("").run()
+    assert [e.value for e in at.error] == ["Sweep folder '': must be the path of a new or existing folder"]

@@ -25,20 +25,34 @@ from core.training.config import PARAMS, device_defaults
 from explorer.data import loaded, runs_dir
 from explorer.guard import PageStop
 from explorer.recipe_state import get_recipe, init_widget, set_recipe
+from explorer.train_fields import TRAIN_PAGE
 from explorer.widgets import param_widget
 
 REFRESH_S = 2.0
 FIELDS = searchable_fields()
-TRAIN_PAGE = ("model", "loss", "optimizer", "scheduler", "lr", "epochs", "batch_size", "accum_steps", "folds",
-              "old_age", "mix", "mix_prob", "tensorboard")  # the fields the Train page draws
 EPOCHS = device_defaults(resolve_device("auto").type)["epochs"]
 
 
+def recipe_value(f: Field):
+    """The sidebar recipe's value of recipe field ``f`` (a list as a list)."""
+    node = get_recipe().to_dict()
+    for key in f.path:
+        node = node[key]
+    return node
+
+
 def default_dim(name: str):
-    """The field's default-space range, or its whole declared range (choices: all of them)."""
+    """The field's default-space range, or its whole declared range (choices: all of them). A
+    list field (a box, a size) starts from the sidebar recipe's value as its one choice; a field
+    of choices that the default space fixes (the loss) starts with that value as its one choice."""
     f = FIELDS[name]
+    spec = {k: v for k, v in DEFAULT_SPACE.get(name, {}).items() if k != "why"}
+    if isinstance(f.rule, ListOf) and "choices" not in spec:
+        spec = {"choices": [recipe_value(f)]}
+    elif isinstance(f.rule, (Options, Boolean)) and "value" in spec:
+        spec = {"choices": [spec["value"]]}
     try:
-        return dim(f, {k: v for k, v in DEFAULT_SPACE.get(name, {}).items() if k != "why"}, "the default space")
+        return dim(f, spec, "the default space")
     except UserError:  # an open bound (the learning rate's 0): the default space's, or the widget's edge
         low, high = f.rule.bounds(f.param.step)
         return dim(f, {"low": f.rule.kind(low), "high": f.rule.kind(high)}, "the page")
@@ -49,13 +63,17 @@ def picker(name: str) -> dict:
     f: Field = FIELDS[name]
     d = default_dim(name)
     st.markdown(f"**{f.label}** `{name}`" + (f" — {DEFAULT_SPACE[name]['why']}" if name in DEFAULT_SPACE else ""))
-    if d.choices is not None:
+    if isinstance(f.rule, ListOf):  # whole lists as choices; another is typed in: "96x96", "0, 0, 1, 0.72"
+        key = init_widget(f"s.choices.{name}", list(d.choices))
+        picked = st.multiselect("Choices", list(dict.fromkeys([*d.choices, *st.session_state[key]])), key=key,
+                                accept_new_options=True, help=f"{f.param.help}; type another as "
+                                f"{', '.join(['0.5'] * f.rule.length)} and press Enter")
+        return {"choices": [list(f.rule.parse(c, f"{name} choice")) for c in picked]}
+    if isinstance(f.rule, (Options, Boolean)):  # every value the rule allows is offered
         label = f.rule.label if isinstance(f.rule, Options) else str
-        options = list(f.rule.values) if isinstance(f.rule, (Options, Boolean)) else list(d.choices)
-        picked = st.multiselect("Choices", options, default=list(d.choices), format_func=label,
+        options = list(f.rule.values) if isinstance(f.rule, Options) else [False, True]
+        picked = st.multiselect("Choices", options, format_func=label,
                                 key=init_widget(f"s.choices.{name}", list(d.choices)), help=f.param.help)
-        if isinstance(f.rule, ListOf):
-            return {"choices": [list(f.rule.parse(c, name)) for c in picked]}
         return {"choices": picked}
     c1, c2, c3 = st.columns([2, 2, 1])
     low = param_widget(f.param, f"s.low.{name}", d.low, where=c1, label="From")
@@ -74,9 +92,10 @@ def space_from_widgets() -> dict:
     for name in names:
         with st.container(border=True):
             space[name] = picker(name)
-    if "train.smoothing" in space:
+    if "train.smoothing" in space and "train.loss" not in space:
         space["train.loss"] = dict(DEFAULT_SPACE["train.loss"])  # so that smoothing acts
-        st.caption("Label smoothing is searched with the label_smoothing loss (smoothing 0 is plain cross-entropy).")
+        st.caption("Label smoothing is searched with the label_smoothing loss (smoothing 0 is plain cross-entropy); "
+                   "add the loss to the fields to choose it yourself.")
     return space
 
 
@@ -97,14 +116,15 @@ def use_best(folder: Path) -> None:
     if best is None:
         return
     set_recipe(Recipe.from_dict(best["recipe"]))
-    shown = {k: v for k, v in best.get("train", {}).items() if k in TRAIN_PAGE}
+    shown = {k: v for k, v in best.get("train", {}).items() if k in TRAIN_PAGE and v is not None}
     for name, value in shown.items():
         st.session_state[f"t.{name}"] = value
-    hidden = sorted(set(best.get("train", {})) - set(shown))
+    searched = {k.removeprefix("train.") for k in best.get("params", {}) if k.startswith("train.")}
+    hidden = sorted(searched - set(shown))
     st.session_state["s.used"] = (
-        f"Trial {best['trial']}'s recipe is the sidebar's now" + (f"; the Train page has {', '.join(shown)}" if shown
-                                                                  else "")
-        + (f". Not on the Train page ({', '.join(hidden)}): they are in best.json's command" if hidden else "."))
+        f"Trial {best['trial']}'s recipe is the sidebar's now" + ("; the Train page has its settings" if shown else "")
+        + (f". Searched but not on the Train page ({', '.join(hidden)}): they are in best.json's command" if hidden
+           else "."))
 
 
 def trials_table(study) -> None:
@@ -159,8 +179,10 @@ st.title("Sweep")
 st.caption("Optuna searches the recipe and the training settings; each trial is one training run, scored by its "
            "validation macro F1, and the median pruner stops the runs that fall behind. The command line's "
            "`python -m core sweep` does the same (docs/sweep.md).")
-folder = Path(st.text_input("Sweep folder", key=init_widget("s.dir", str(runs_dir() / "sweep")),
-                            help="study.log (the study), best.json, and runs/ with one run per trial"))
+# Checked by the rule book's rule and made absolute by the project's path rule (a relative folder
+# starts at $MASKLAB_HOME, else where the app was started): the background sweep gets that path.
+folder = rb.SWEEP_DIR.check(st.text_input(rb.SWEEP_DIR.label, key=init_widget("s.dir", str(runs_dir() / "sweep")),
+                                          help=rb.SWEEP_DIR.help), rb.SWEEP_DIR.label)
 info = loaded()
 if info.dataset is None or info.dataset.layout == "eval":
     st.error("Choose a train folder (or one folder per class) in the sidebar: a sweep trains on it.")

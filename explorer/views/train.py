@@ -22,6 +22,7 @@ from explorer import report
 from explorer.data import loaded, runs_dir
 from explorer.lr_finder import show_lr_finder
 from explorer.recipe_state import get_recipe, init_widget, recipe_json
+from explorer.train_fields import MAIN, NUMBERS, TRICKS  # the rows below; the Sweep page fills them
 from explorer.widgets import param_widget
 
 # The CLI's defaults are the page's, with the device's model, epochs, batch size and lr filled in
@@ -31,9 +32,6 @@ DEFAULTS = with_device_defaults(TrainConfig(), KIND)
 DEVICE_DEFAULTS = device_defaults(KIND)  # what applies here, and why
 GPUS = torch.cuda.device_count()
 REFRESH_S = 1.5  # seconds between progress refreshes while a run is live
-MAIN = ("model", "loss", "optimizer", "scheduler")  # one row of choices
-NUMBERS = ("lr", "epochs", "batch_size", "accum_steps", "folds")  # one row of numbers
-TRICKS = ("old_age", "mix", "mix_prob", "tensorboard")  # competition tricks, off by default
 
 
 def field(name: str, where=st, **kwargs):

@@ -1,0 +1,14 @@
+"""The training settings the Train page draws, row by row: said once here, because the Sweep
+page's "Use the best" fills exactly these fields (pages are scripts, so they cannot import each
+other's constants). Every name is a TrainConfig field; its widget comes from its Param."""
+
+from core.training.config import PARAMS
+
+MAIN = ("model", "loss", "optimizer", "scheduler")  # one row of choices
+NUMBERS = ("lr", "epochs", "batch_size", "accum_steps", "folds")  # one row of numbers
+TRICKS = ("old_age", "mix", "mix_prob", "tensorboard")  # competition tricks, off by default
+TRAIN_PAGE = MAIN + NUMBERS + TRICKS
+
+_unknown = sorted(set(TRAIN_PAGE) - set(PARAMS))
+if _unknown:  # a renamed TrainConfig field fails here, at import, not as a missing widget
+    raise ImportError(f"explorer/train_fields.py names no TrainConfig field {', '.join(_unknown)}")
