@@ -146,6 +146,13 @@ def test_a_health_file_of_another_dataset_is_refused(tmp_path):
                               "health CSV is used only with the dataset it was written for: python -m core health "
                               f"--data {data} writes one")
     assert not (tmp_path / "runs").exists()
+    from core.training.data import health_groups
+
+    link = tmp_path / "link"
+    link.symlink_to(data)  # the same dataset reached through a link is still itself
+    mine = [link / "images" / f.name for f in twins]
+    tied = health_groups(_health_file(tmp_path / "mine.csv", mine), scan(data).df)
+    assert tied == {twins[0].name[:6]: twins[0].name[:6], twins[1].name[:6]: twins[0].name[:6]}
 
 
 def test_a_run_trained_without_some_photos_is_read_back_without_them(tmp_path):

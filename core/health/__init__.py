@@ -177,9 +177,9 @@ def outside(findings: pd.DataFrame, root: str | Path) -> pd.Series:
     """Which findings name a path outside the dataset folder ``root``: a health.csv written for
     another dataset (its person ids may be this one's too). ``train_eval_overlap`` rows are never
     outside: their path is an eval photo."""
-    top = os.path.normpath(os.path.abspath(root))
+    top = os.path.realpath(root)  # real paths: a dataset reached through a link is still itself
     inside = top.rstrip(os.sep) + os.sep
-    paths = [os.path.normpath(os.path.abspath(p)) for p in findings["path"]]
+    paths = [os.path.realpath(p) for p in findings["path"]]
     away = [p != top and not p.startswith(inside) for p in paths]
     return pd.Series(away, index=findings.index, dtype=bool) & (findings["issue"] != OVERLAP)
 
