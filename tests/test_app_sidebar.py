@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.cache import cache_usage
 from core.dataset import scan
+from core.recipe import starter_recipe
 from tests.apptest import assert_clean, open_app
 from tests.helpers import layout_train
 
@@ -60,7 +61,7 @@ def test_download_holds_the_recipe_of_the_click_not_of_the_sidebar_drawing(train
     # The button as a browser holds it after this run. A slider in the page's fragment reruns
     # only the fragment, so the browser keeps this very button, drawn before the slider moved.
     drawn = deferred[recipe_download(at).proto.deferred_file_id]
-    assert json.loads(drawn())["enhance"]["contrast"] == 1.0
+    assert json.loads(drawn())["enhance"]["contrast"] == starter_recipe("train").enhance.contrast
     at.slider(key="r.enhance.contrast").set_value(1.5).run()
     assert_clean(at)
     assert json.loads(drawn())["enhance"]["contrast"] == 1.5

@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from core.recipe import recipe_params, starter_recipe
 from tests.served_app import CHROMIUM, FLAGS, require_browser, served_app
+
+START_CONTRAST = starter_recipe("train").enhance.contrast
+CONTRAST_STEP = recipe_params()["enhance.contrast"].step
 
 # Sidebar link -> (URL path, text the page shows once its script run has finished).
 PAGES = {
@@ -106,14 +110,15 @@ def test_every_page_and_a_live_slider_in_chromium(server, tmp_path):
                 assert time.monotonic() < deadline, "the after image did not change after the slider moved"
                 page.wait_for_timeout(300)
             wait_idle(page, "Preprocessing")
-            assert slider.get_attribute("aria-valuetext") == "1.20"
+            moved = round(START_CONTRAST + 4 * CONTRAST_STEP, 2)  # four steps right of the starter's value
+            assert slider.get_attribute("aria-valuetext") == f"{moved:.2f}"
             snippet = page.locator('[data-testid="stCode"]').last.inner_text()
-            assert '"contrast": 1.2' in snippet
+            assert f'"contrast": {moved:g}' in snippet
             assert_no_error(page, "Preprocessing")
             # The slider reran only the page's fragment, not the sidebar: its download still holds the new recipe.
             with page.expect_download() as download:
                 page.locator('[data-testid="stSidebar"] [data-testid="stDownloadButton"] button').first.click()
-            assert json.loads(Path(download.value.path()).read_text())["enhance"]["contrast"] == 1.2
+            assert json.loads(Path(download.value.path()).read_text())["enhance"]["contrast"] == pytest.approx(moved)
             save_screenshot(page, tmp_path / "explorer.png", SCREENSHOT_COPY)
 
             train_from_the_page(page, tmp_path)

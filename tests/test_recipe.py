@@ -66,7 +66,8 @@ def test_starter_recipe_is_tuned_for_competition_layouts_and_neutral_otherwise()
     for layout in ("train", "eval"):
         r = starter_recipe(layout)
         assert r == Recipe.from_dict(r.to_dict())  # valid and round-trips
-        assert (r.crop.mode, r.enhance.equalize, r.sampling.method) == ("fixed", "clahe", "random")
-        assert r.input_size == (96, 96) and r.crop.box[3] < 1.0
+        assert (r.crop.mode, r.crop.detector, r.enhance.equalize, r.sampling.method) == ("face", "both", "clahe",
+                                                                                          "random")
+        assert r.input_size == (80, 80) and r.crop.box == (0.0, 0.0, 1.0, 0.87) and r.crop.face_margin == 0.75
     assert starter_recipe("folders") == Recipe()
     assert starter_recipe(None) == Recipe()

@@ -18,7 +18,7 @@ from core.errors import UserError
 from core.recipe import Recipe, recipe_params
 from core.runs import read_config, read_metrics, read_status
 from core.sweep_space import DEFAULT_SPACE, default_space, parse_space, searchable_fields
-from core.training.config import PARAMS
+from core.training.config import PARAMS, TrainConfig
 
 # 1-epoch trials of the small CNN on 24x32 inputs: a trial takes a second or two.
 FLAGS = ["--model", "smallcnn", "--epochs", "1", "--batch-size", "16", "--train-workers", "1"]
@@ -250,7 +250,7 @@ def test_best_json_repeats_the_best_trial_with_its_own_settings_after_another_co
     assert best["trial"] == 0
     ran = read_config(Path(first.user_attrs["run_dir"]))["config"]
     args = vars(build_parser().parse_args(best["argv"][3:]))
-    assert (args["epochs"], args["weight_decay"], args["batch_size"]) == (1, 0.05, 16)
+    assert (args["epochs"], args["weight_decay"], args["batch_size"]) == (1, TrainConfig().weight_decay, 16)
     assert args["lr"] == first.params["train.lr"]
     assert {k: args[k] for k in ran if k in args and k != "recipe"} == {k: v for k, v in ran.items()
                                                                       if k in args and k != "recipe"}

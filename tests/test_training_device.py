@@ -146,7 +146,7 @@ def test_every_config_field_is_a_flag_and_the_argv_round_trips_through_the_parse
 
 def test_short_argv_leaves_defaults_out_but_keeps_always():
     argv = train_argv(TrainConfig(data="d", epochs=4), short=True)
-    assert argv[argv.index("--epochs") + 1] == "4" and argv[argv.index("--loss") + 1] == "ce"
+    assert argv[argv.index("--epochs") + 1] == "4" and argv[argv.index("--loss") + 1] == "label_smoothing"
     assert argv[argv.index("--optimizer") + 1] == "adamw"  # in ALWAYS: the short command still names it
     assert "--weight-decay" not in argv and "--model" not in argv  # default / the device's default
 
@@ -167,12 +167,12 @@ def test_config_rules_come_from_the_field_metadata(change, message):
 
 def test_device_defaults_fill_only_what_was_left_open():
     cpu = device_defaults("cpu")
-    assert (cpu["model"], cpu["epochs"], cpu["batch_size"], cpu["lr"]) == ("smallcnn", 20, 16, 2e-3)
+    assert (cpu["model"], cpu["epochs"], cpu["batch_size"], cpu["lr"]) == ("smallcnn", 20, 16, 5.4e-3)
     cuda = device_defaults("cuda")
     assert (cuda["model"], cuda["epochs"], cuda["batch_size"], cuda["lr"]) == ("resnet18", 12, 64, 1e-3)
     assert cuda["input_size"] == (128, 128)
     cfg = with_device_defaults(TrainConfig(data="d", epochs=3), "cpu")
-    assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.lr) == ("smallcnn", 3, 16, 2e-3)
+    assert (cfg.model, cfg.epochs, cfg.batch_size, cfg.lr) == ("smallcnn", 3, 16, 5.4e-3)
 
 
 # ----------------------------------------------------------------------------- splits and resume checks

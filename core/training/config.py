@@ -28,8 +28,9 @@ from core.runs import read_json, run_path
 # On a GPU an ImageNet-pretrained torchvision backbone at a larger input and batch is the
 # usual competition choice; compute is cheap there, and pretrained features need fewer epochs.
 DEVICE_DEFAULTS = {
-    "cpu": {"model": "smallcnn", "epochs": 20, "batch_size": 16, "lr": 2e-3, "input_size": None,
-            "why": "no GPU: the small CNN trains from scratch to macro F1 >= 0.95 on the demo within minutes on 2 cores"},
+    "cpu": {"model": "smallcnn", "epochs": 20, "batch_size": 16, "lr": 5.4e-3, "input_size": None,
+            "why": "no GPU: the small CNN trains from scratch to macro F1 0.97 on the demo (3 seeds) in about 2 minutes "
+                   "on 2 cores"},
     "cuda": {"model": "resnet18", "epochs": 12, "batch_size": 64, "lr": 1e-3, "input_size": (128, 128),
              "why": "GPU: an ImageNet-pretrained resnet18 at 128x128, batch 64 (weights from the torch hub cache "
                     "or a download; from scratch if neither works)"},
@@ -63,19 +64,20 @@ class TrainConfig:
                                    "a CPU, 64 on a GPU)", "Batch size", optional=True)
     # None: the device's default; the peak learning rate (after warm-up with the cosine schedule)
     lr: float | None = param(None, Interval(float, 0.0, 10.0, closed="right", log=True),
-                             "peak learning rate (default: 2e-3 on a CPU, 1e-3 on a GPU)", "Learning rate",
+                             "peak learning rate (default: 5.4e-3 on a CPU, 1e-3 on a GPU)", "Learning rate",
                              optional=True, step=1e-5, search=True)
     # adamw converges fastest from scratch; sgd uses momentum 0.9
     optimizer: str = param("adamw", rb.OPTIMIZER, "the optimiser", "Optimizer")
     # decoupled (adamw) or L2 (sgd, adam) weight decay; curbs overfitting
-    weight_decay: float = param(0.05, Interval(float, 0.0, 1.0), "weight decay", "Weight decay", step=0.01,
+    # 0.09, label smoothing 0.04 and the CPU's lr 5.4e-3: the sweep's choice (README "Training")
+    weight_decay: float = param(0.09, Interval(float, 0.0, 1.0), "weight decay", "Weight decay", step=0.01,
                                 search=True)
     # cosine steps per optimiser step with warm-up; plateau follows the validation macro F1
     scheduler: str = param("cosine", rb.SCHEDULER, "the learning-rate schedule", "Scheduler")
-    loss: str = param("ce", rb.LOSS, "the training loss", "Loss")
+    loss: str = param("label_smoothing", rb.LOSS, "the training loss", "Loss")
     focal_gamma: float = param(2.0, Interval(float, 0.0, 10.0), "focal loss focusing strength", "Focal gamma",
                                step=0.5)
-    smoothing: float = param(0.1, Interval(float, 0.0, 1.0, closed="left"), "label-smoothing epsilon (loss "
+    smoothing: float = param(0.04, Interval(float, 0.0, 1.0, closed="left"), "label-smoothing epsilon (loss "
                              "label_smoothing)", "Label smoothing", step=0.01, search=True)
     # gradient accumulation: one optimiser step per this many batches
     accum_steps: int = param(1, Interval(int, 1, 1024), "batches per optimiser step (gradient accumulation: a "
