@@ -9,11 +9,12 @@ import json
 import numpy as np
 import pytest
 from apptest import assert_clean, open_app
-from tests.helpers import make_train
 
 from core import faces
 from core import rulebook as rb
 from core.dataset import scan
+from core.recipe import starter_recipe
+from tests.helpers import make_train
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +64,14 @@ def test_the_page_shows_each_detectors_rates_and_switches_the_recipes_detector(t
 
 
 def test_a_large_dataset_detects_and_compares_on_a_click(tmp_path, monkeypatch):
-    """Above the page's limit nothing is detected until asked: one button for the recipe's
-    detector, then one for the others."""
+    """Above the page's limit, with a recipe that does not crop to faces, nothing is detected until
+    asked: one button for the recipe's detector, then one for the others."""
     from explorer import compute
 
     monkeypatch.setattr(compute, "FACES_AUTO_LIMIT", 5)
     monkeypatch.setenv("MASKLAB_CACHE", str(tmp_path / "cache"))
-    at = open_app(make_train(tmp_path / "train", people=3), "faces")  # 21 images
+    fixed = starter_recipe("train").replace(crop={"mode": "fixed"})
+    at = open_app(make_train(tmp_path / "train", people=3), "faces", recipe=fixed)  # 21 images
     assert at.button(key="faces_run").label == "Detect faces in 21 images"
     assert any("not computed yet" in i.value for i in at.info)
     at.button(key="faces_run").click().run()
@@ -81,3 +83,16 @@ def test_a_large_dataset_detects_and_compares_on_a_click(tmp_path, monkeypatch):
     assert len(rates_shown(at)) == 3 * 4
     at.run()
     assert not [b for b in at.button if b.key in ("faces_run", "faces_compare")]  # everything is on disk now
+
+
+def test_a_large_dataset_whose_recipe_crops_to_faces_detects_without_a_click(tmp_path, monkeypatch):
+    """The starter recipe crops to each image's face: its detector's table is what the previews and
+    training need, so the page computes it at once, whatever the dataset's size."""
+    from explorer import compute
+
+    monkeypatch.setattr(compute, "FACES_AUTO_LIMIT", 5)
+    monkeypatch.setenv("MASKLAB_CACHE", str(tmp_path / "cache"))
+    at = open_app(make_train(tmp_path / "train", people=3), "faces")  # 21 images, starter recipe: face crop
+    assert at.session_state["recipe"].crop.mode == "face"
+    assert not [b for b in at.button if b.key == "faces_run"] and not any("not computed yet" in i.value for i in at.info)
+    assert [p.name.split("-", 1)[1] for p in (tmp_path / "cache" / "faces").glob("*.csv")] == ["both-v4.csv"]

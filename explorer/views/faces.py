@@ -89,11 +89,14 @@ if small:  # every detector, the single ones first, so "both" is put together fr
     tables = compute.face_tables(run=True)
     faces = tables[detector]
 else:
-    clicked = not compute.faces_on_disk(detector) and st.button(
+    # A recipe that crops to faces needs its detector's table (the previews and training compute it
+    # anyway), so it is computed without a click; otherwise a large dataset waits for the button.
+    needed = recipe.crop.mode == "face"
+    clicked = not needed and not compute.faces_on_disk(detector) and st.button(
         f"Detect faces in {len(df):,} images", key="faces_run", type="primary",
         help="About 6 ms an image on one core with MTCNN then Haar; the result is cached on disk, so it runs "
              "once per dataset and detector.")
-    faces = compute.faces(run=clicked or compute.faces_on_disk(detector), detector=detector)
+    faces = compute.faces(run=needed or clicked or compute.faces_on_disk(detector), detector=detector)
     tables = {}
 W, H = int(df["width"].median()), int(df["height"].median())
 suggested = (0.0, 0.0, 1.0, 1.0)
