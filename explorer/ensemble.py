@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import UserError
+from core.metrics import TASKS
 from core.paths import eval_dir_beside, user_path
 from core.predict import TTA_CHOICES, TTA_HELP, evaluate
 from core.runs import checkpoint_paths, read_config, submission_path
@@ -60,12 +61,13 @@ def _predict(runs: list[Path], eval_dir: Path, out: Path, tta: str) -> list[str]
 
 
 def _scores(paths: dict[str, Path], gt: Path) -> pd.DataFrame:
-    """macro F1 and accuracy of each existing submission against gt.csv."""
+    """macro F1, accuracy and each task's macro F1 of each existing submission against gt.csv."""
     rows = []
     for label, path in paths.items():
         if path.is_file():
             result = evaluate(path, gt)
-            rows.append({"submission": label, "eval macro F1": result["macro_f1"], "eval accuracy": result["accuracy"]})
+            rows.append({"submission": label, "eval macro F1": result["macro_f1"], "eval accuracy": result["accuracy"],
+                         **{f"{task} F1": result["task_f1"][task] for task in TASKS}})
     return pd.DataFrame(rows)
 
 
@@ -116,5 +118,5 @@ def show_ensemble(runs: dict[str, Path], picked: list[str], folder: Path) -> Non
         else:
             st.dataframe(table, hide_index=True, key="runs.ens.scores",
                          column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                        for c in ("eval macro F1", "eval accuracy")})
+                                        for c in ("eval macro F1", "eval accuracy", *(f"{t} F1" for t in TASKS))})
             st.caption("A run's own row appears once its results below have made a submission for this folder.")

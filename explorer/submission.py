@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import UserError
+from core.metrics import task_f1_text
 from core.paths import user_path
 from core.runs import checkpoint_paths, submission_path
 
@@ -64,7 +65,7 @@ def _evaluate(pred: str, pred_mtime: int, gt: str, gt_mtime: int) -> dict:
     from core.predict import evaluate
 
     result = evaluate(pred, gt)
-    return {k: result[k] for k in ("images", "accuracy", "macro_f1")}
+    return {k: result[k] for k in ("images", "accuracy", "macro_f1", "task_f1")}
 
 
 def _commands(run: Path, folder: Path, gt: Path) -> str:
@@ -89,6 +90,7 @@ def _show_made(out: Path, gt: Path, key: str) -> None:
         else:
             c2.metric("Eval macro F1", f"{result['macro_f1']:.4f}", help=f"against {gt}")
             c3.metric("Eval accuracy", f"{result['accuracy']:.4f}", help=f"{result['images']:,} images")
+            st.caption(f"Eval {task_f1_text(result['task_f1'])}.")
 
 
 def show_submission(run: Path, key: str, eval_dir: str) -> None:

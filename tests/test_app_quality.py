@@ -54,7 +54,9 @@ def test_ensemble_submission_from_the_runs_page(tiny, runs):
     from core.predict import evaluate
 
     assert scores.loc[0, "submission"] == "ensemble of 2"
-    assert scores.loc[0, "eval macro F1"] == pytest.approx(evaluate(made[0], tiny / "eval" / "gt.csv")["macro_f1"],
-                                                           abs=1e-4)
+    scored = evaluate(made[0], tiny / "eval" / "gt.csv")
+    assert scores.loc[0, "eval macro F1"] == pytest.approx(scored["macro_f1"], abs=1e-4)
+    for task in ("mask", "gender", "age"):  # each task's F1 beside the 18-class one
+        assert scores.loc[0, f"{task} F1"] == pytest.approx(scored["task_f1"][task], abs=1e-4)
     assert "Download the ensemble submission.csv" in [b.proto.label for b in at.get("download_button")]
     assert any("--run" in c.value and "--tta auto" in c.value for c in at.main.code)

@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import launch
+from core.metrics import task_f1_text
 from core.predict import evaluate
 from core.runs import submission_path
 from core.recipe import Recipe
@@ -91,6 +92,7 @@ def test_train_page_runs_in_the_background_and_shows_results(tiny, runs):
     scored = evaluate(submission_path(run_dir, tiny / "eval"), tiny / "eval" / "gt.csv")  # eval/gt.csv scored
     assert float(metric(at, "Eval macro F1")) == pytest.approx(scored["macro_f1"], abs=1e-4)
     assert float(metric(at, "Eval accuracy")) == pytest.approx(scored["accuracy"], abs=1e-4)
+    assert f"Eval {task_f1_text(scored['task_f1'])}." in [c.value for c in at.caption]
 
     # The Runs page lists the run and draws its curves.
     at.switch_page("views/runs.py").run()
