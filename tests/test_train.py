@@ -211,6 +211,7 @@ def test_stop_file_mid_epoch_then_resume_matches_uninterrupted(reference, data, 
     train(TrainConfig(resume=str(run)))
     assert read_status(run)["state"] == "done"
     assert not (run / "STOP").exists()
+    assert "smallcnn: resuming from ./last.pt" in (run / "train.log").read_text()
     assert _numbers(read_metrics(run)) == _numbers(reference)
 
 

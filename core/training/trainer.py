@@ -208,7 +208,8 @@ class Trainer:
         torch.manual_seed(cfg.seed + fold)
         model, _ = build_model(cfg.model, self.num_classes, "none" if last else self.settings.weights, self.head)
         sub = fold_dirs(cfg.folds)[fold]
-        self.message(self.settings.weights_note if not last else f"{cfg.model}: resuming from {sub or '.'}/last.pt")
+        if last:  # (where fresh weights come from is logged once, at the run's start)
+            self.message(f"{cfg.model}: resuming from {sub or '.'}/last.pt")
         model = model.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
         source = self._batch_source(train_rows)
         n_batches = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, fold, 0, self.tdist, source.weights))
