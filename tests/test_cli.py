@@ -96,3 +96,20 @@ def test_the_parser_and_the_config_load_without_torch(tmp_path):
             "print('torch' in sys.modules, 'core.training.config' in sys.modules, a.epochs)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False True 3", done.stderr
+
+
+def test_a_logged_progress_bar_writes_a_line_per_tenth_and_no_rate_for_an_instant_finish(capsys, monkeypatch):
+    """Redirected stderr (a log file): one line per tenth of the way; a run that finds everything
+    cached reports 100 % at once, without a rate of millions of images a second."""
+    from core.cli.util import progress_bar
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    instant = progress_bar("images")
+    instant(1890, 1890)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("images: 100%") and "1890/1890" in line and "?it/s" in line
+    steps = progress_bar("demo")
+    for done in range(0, 101):
+        steps(done, 100)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 11 and lines[-1].startswith("demo: 100%")

@@ -47,7 +47,9 @@ def progress_bar(label: str):
         if tenth == last["tenth"] and done < total:
             return
         last["tenth"] = tenth
-        sys.stderr.write(tqdm.format_meter(done, total, time.monotonic() - start, prefix=label, ncols=90) + "\n")
+        elapsed = time.monotonic() - start  # under a tenth of a second (a cache hit): no rate, not a silly one
+        sys.stderr.write(tqdm.format_meter(done, total, elapsed if elapsed >= 0.1 else 0, prefix=label, ncols=90)
+                         + "\n")
         sys.stderr.flush()
 
     return line
