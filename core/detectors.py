@@ -25,6 +25,7 @@ import warnings
 import cv2
 
 from core import rulebook as rb
+from core.images import cv_read
 
 # ----------------------------------------------------------------------------- the table's row
 
@@ -117,7 +118,7 @@ def haar(path: str) -> tuple | None:
     """The largest Haar face as a table row (box in MTCNN's convention), or None."""
     detector = _cascade()
     for flag, scale in PASSES:
-        gray = cv2.imread(path, flag)
+        gray = cv_read(path, flag)
         if gray is None:
             return None
         smallest = max(WINDOW, min(gray.shape) // MIN_FACE_FRACTION) if scale == 2 else QUARTER_MIN_FACE
@@ -134,7 +135,7 @@ def haar(path: str) -> tuple | None:
 
 def mtcnn(path: str) -> tuple | None:
     """The largest MTCNN face as a table row (box, confidence, five landmarks), or None."""
-    img = cv2.imread(path, MTCNN_DECODE)
+    img = cv_read(path, MTCNN_DECODE)
     if img is None or min(img.shape[:2]) < MTCNN_WINDOW:
         return None
     detector = _mtcnn()

@@ -51,6 +51,17 @@ def load_rgb(path: str | Path) -> Image.Image:
         return im.convert("RGB")
 
 
+def cv_read(path: str | Path, flags: int) -> np.ndarray | None:
+    """``cv2.imread(path, flags)``, or None where OpenCV cannot give that decode: a format it
+    does not read, and a reduced decode (``IMREAD_REDUCED_*_N``) of a PNG, WebP or other non-JPEG
+    narrower or shorter than N pixels, where OpenCV's own downscale raises ``cv2.error``
+    (a 1x1 PNG at a quarter). The callers then fall back to PIL or report no result."""
+    try:
+        return cv2.imread(str(path), flags)
+    except cv2.error:
+        return None
+
+
 def resize_to_height(img: np.ndarray, height: int) -> np.ndarray:
     """Thumbnail of ``img`` with the given height and its own aspect (area averaging)."""
     h, w = img.shape[:2]

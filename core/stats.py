@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from core.images import load_rgb, resize_to_height
+from core.images import cv_read, load_rgb, resize_to_height
 
 # A class holding less than this share of the mean class count is flagged as a minority.
 MINORITY_SHARE = 0.5
@@ -169,8 +169,8 @@ def image_properties(path: str | Path) -> dict[str, float]:
     JPEGs are decoded at half size by libjpeg itself (IMREAD_REDUCED_GRAYSCALE_2): a 384x512
     photo is measured at 256 rows anyway, and the reduced decode is several times faster.
     """
-    gray = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_2)
-    if gray is None:  # a format OpenCV cannot read: PIL's decoder
+    gray = cv_read(path, cv2.IMREAD_REDUCED_GRAYSCALE_2)
+    if gray is None:  # a format OpenCV cannot read, or a PNG under 2 pixels: PIL's decoder
         gray = cv2.cvtColor(np.asarray(load_rgb(path)), cv2.COLOR_RGB2GRAY)
     gray = resize_to_height(gray, PROPERTY_HEIGHT)
     return {"brightness": float(gray.mean()), "contrast": float(gray.std()),

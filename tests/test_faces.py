@@ -311,3 +311,23 @@ def test_the_face_crop_benchmark_recipes_differ_from_their_bases_in_the_crop_onl
     face = {"mode": "face", "face_margin": 0.75}
     assert Recipe.load(recipes / "face_crop.json") == Recipe.load(recipes / "starter_before.json").replace(crop=face)
     assert starter_recipe("train") == Recipe.load(recipes / "sweep_best.json").replace(crop=face)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 3), (300, 2), (2, 300)])
+def test_a_png_smaller_than_the_reduced_decode_gets_no_face_not_an_error(tmp_path, size):
+    """OpenCV's quarter-size decode of a PNG under 4 pixels on a side raises cv2.error; each
+    detector chain answers "none" for it, as for any file it cannot decode, and the image
+    statistics fall back to PIL."""
+    from PIL import Image
+
+    from core.detectors import detect_one
+    from core.stats import image_properties
+
+    path = tmp_path / "tiny.png"
+    Image.new("RGB", size, (200, 120, 40)).save(path)
+    for chain in CHAINS:
+        row = detect_one(str(path), chain)
+        assert row[4] == "none" and all(np.isnan(row[:4])), chain
+    props = image_properties(path)
+    assert props["brightness"] == pytest.approx(0.299 * 200 + 0.587 * 120 + 0.114 * 40, abs=1.0)
+    assert props["contrast"] == pytest.approx(0.0, abs=1e-6)
