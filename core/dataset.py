@@ -86,6 +86,14 @@ class Dataset:
     def has_persons(self) -> bool:
         return self.layout == "train"
 
+    def problems_note(self) -> str | None:
+        """One line for a command's output when the scan left files out of the index (not images,
+        truncated, unreadable CSV rows...), naming the first and how to list them all; else None."""
+        if not self.problems:
+            return None
+        return (f"{len(self.problems)} file(s) left out of the index of {self.root}, e.g. {self.problems[0]}; "
+                f"`python -m core info --data {self.root}` lists them all")
+
     def summary(self) -> dict:
         df = self.df
         return {

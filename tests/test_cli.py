@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.faces import FACE_COLUMNS
-from tests.helpers import layout_train
+from tests.helpers import layout_folders, layout_train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,3 +113,21 @@ def test_a_logged_progress_bar_writes_a_line_per_tenth_and_no_rate_for_an_instan
         steps(done, 100)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 11 and lines[-1].startswith("demo: 100%")
+
+
+def test_train_faces_and_health_say_which_files_the_scan_left_out(tmp_path):
+    """A file that is not an image is skipped, not fatal, and each command that reads the
+    dataset says so in one line naming it, where `info` would list them all."""
+    data = layout_folders(tmp_path / "data", per_class=6)
+    (data / "cat" / "broken.png").write_bytes(b"not a png")
+    note = f"1 file(s) left out of the index of {data}, e.g. {data / 'cat' / 'broken.png'}: not an image"
+    faces = cli("faces", "--data", str(data), "--out", str(tmp_path / "faces.csv"), "--workers", "1")
+    health = cli("health", "--data", str(data), "--out", str(tmp_path / "health.csv"), "--workers", "1")
+    train = cli("train", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "runs"), "--workers", "1")
+    for proc in (faces, health, train):
+        assert proc.returncode == 0, proc.stderr
+        said = proc.stdout + proc.stderr  # (train's progress and notes go to stderr)
+        assert note in said and f"python -m core info --data {data}" in said
+    assert "12 rows" in faces.stdout and "on 12 images" in health.stdout
+    run = Path(next(l for l in train.stdout.splitlines() if l.startswith("run: ")).removeprefix("run: "))
+    assert note in (run / "train.log").read_text()

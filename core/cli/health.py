@@ -31,6 +31,8 @@ def cmd_health(args) -> int:
     width = max(len(labels.label(i)) for i in labels.values)
     for issue, n in result.counts().items():
         print(f"  {labels.label(issue):<{width}}  {issue:<18}  {n:>5}")
+    for note in result.left_out:
+        print(f"  {note}")
     if result.unreadable:
         print(f"  {len(result.unreadable)} file(s) could not be decoded and were skipped, e.g. {result.unreadable[0]}")
     return 0

@@ -66,6 +66,7 @@ class HealthResult:
     eval_images: int = 0
     unreadable: list[str] = field(default_factory=list)  # files that could not be decoded (skipped)
     cached: bool = False
+    left_out: list[str] = field(default_factory=list)  # the scans' notes on files they left out of the index
 
     def counts(self) -> dict[str, int]:
         """Findings per issue, every issue listed (0 where none)."""
@@ -124,6 +125,7 @@ def check_health(data: str | Path, eval_dir: str | Path | None = None, progress:
     train = ds.df["path"].astype(str).tolist()
     evals = ev.df["path"].astype(str).tolist() if ev is not None else []
     key = _key(train, evals)
+    left_out = [note for note in (ds.problems_note(), ev.problems_note() if ev is not None else None) if note]
     cached = _read_cached(key)
     if cached is None:
         found = _cache_files(key)[0]
@@ -133,11 +135,11 @@ def check_health(data: str | Path, eval_dir: str | Path | None = None, progress:
                 remove_unlocked_temporaries(found.parent, own=found)
                 findings, pairs, unreadable = _compute(ds, train, evals, progress, workers, log)
                 _write_cached(key, findings, pairs, unreadable)
-                return HealthResult(findings, pairs, len(train), len(evals), unreadable)
+                return HealthResult(findings, pairs, len(train), len(evals), unreadable, left_out=left_out)
     findings, pairs, unreadable = cached
     if progress:
         progress(1, 1)
-    return HealthResult(findings, pairs, len(train), len(evals), unreadable, cached=True)
+    return HealthResult(findings, pairs, len(train), len(evals), unreadable, cached=True, left_out=left_out)
 
 
 def _compute(ds, train: list[str], evals: list[str], progress, workers, log):

@@ -158,6 +158,8 @@ def _train(settings: RunSettings, ds, df: pd.DataFrame, dist: Dist, callbacks: l
             _set_threads(device, dist)
             log = lambda text: (writer.log(text), emit(callbacks, "on_message", text))  # noqa: E731
             log(f"resuming {run_dir}" if cfg.resume else f"run {run_dir}: {len(df)} images, device {device}")
+            if ds.problems_note():
+                log(ds.problems_note())
             if settings.defaults_note:
                 log(f"defaults for this device: {cfg.model}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
                     f"lr {cfg.lr:g} ({settings.defaults_note})")
