@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from core import rulebook as rb
 from core.cache import build_cache
-from core.dataset import EVAL_CSV_COLUMNS, detect_layout, scan
+from core.dataset import EVAL_CSV_COLUMNS, Problem, detect_layout, scan
 from core.devices import resolve_device
 from core.errors import DatasetError, UserError
 from core.fileio import atomic_path
@@ -82,18 +82,21 @@ def _fallback_class(run: Path, class_names: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- images
 
-def _image_rows(folder: Path) -> pd.DataFrame:
-    """A flat folder of images (no layout): one row per readable image, sorted by name."""
-    rows = []
+def _image_rows(folder: Path) -> tuple[pd.DataFrame, list[Problem]]:
+    """A flat folder of images (no layout): one row per readable image, sorted by name, and a
+    Problem for each image file that cannot be read."""
+    rows, problems = [], []
     for p in sorted(folder.iterdir()):
         if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS + (".bmp", ".webp"):
             continue
         why, _ = check_image(p)
         if why is None:
             rows.append({"path": str(p)})
+        else:
+            problems.append(Problem(str(p), why))
     if not rows:
         raise UserError(f"{folder}: no readable images to predict")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), problems
 
 
 def _index_for(data: Path) -> tuple[str, pd.DataFrame, list]:
@@ -103,7 +106,7 @@ def _index_for(data: Path) -> tuple[str, pd.DataFrame, list]:
     try:
         layout, _ = detect_layout(data)
     except DatasetError:
-        return "flat", _image_rows(data), []
+        return ("flat", *_image_rows(data))
     ds = scan(data)
     return layout, ds.df, ds.problems
 
@@ -200,6 +203,9 @@ def predict(run_dir: str | Path | list, data_dir: str | Path, out_csv: str | Pat
     if layout == "eval":
         table = _submission(data, df, pred, _fallback_class(runs[0], class_names), problems, log)
     else:
+        if problems and log:  # (an eval folder's unreadable images get the fallback class instead: see _submission)
+            listed = "" if layout == "flat" else f"; `python -m core info --data {data}` lists them all"
+            log(f"{len(problems)} file(s) of {data} could not be read and have no row (first: {problems[0]}){listed}")
         table = pd.DataFrame({"path": df["path"], "pred": pred, "pred_name": [class_names[p] for p in pred]})
     with atomic_path(out) as tmp:  # a stopped or failed run never leaves half a submission
         table.to_csv(tmp, index=False)

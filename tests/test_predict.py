@@ -93,8 +93,12 @@ def test_class_folder_run_predicts_a_folder(tmp_path):
     flat.mkdir()
     for p in sorted((data / "cat").iterdir())[:3]:
         (flat / p.name).write_bytes(p.read_bytes())
-    out = pd.read_csv(predict(run, flat, tmp_path / "pred.csv"))
+    (flat / "broken.jpg").write_bytes(b"not a jpeg")  # skipped, and said so
+    notes: list[str] = []
+    out = pd.read_csv(predict(run, flat, tmp_path / "pred.csv", log=notes.append))
     assert list(out.columns) == ["path", "pred", "pred_name"] and len(out) == 3
+    assert any(n.startswith(f"1 file(s) of {flat} could not be read and have no row (first: {flat / 'broken.jpg'}")
+               for n in notes), notes
     assert set(out["pred_name"]) <= {"cat", "dog"}
     whole = pd.read_csv(predict(run, data, tmp_path / "pred2.csv"))
     assert len(whole) == 16
