@@ -19,3 +19,9 @@ class RecipeError(UserError):
 
 class CheckpointError(UserError):
     """A file is not a checkpoint written by this project."""
+
+
+def a(noun: str) -> str:
+    """``noun`` with its indefinite article, for messages: "an output folder", "a recipe".
+    By the first letter (a vowel takes "an"), which serves the names the messages use."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from core.errors import UserError
+from core.errors import UserError, a
 
 try:
     import fcntl
@@ -211,9 +211,9 @@ def read_small_text(path: str | Path, what: str, max_bytes: int, error: type[Use
                         f"a {what} file")
         size = path.stat().st_size
         if size > max_bytes:
-            raise error(f"{path}: {size:,} bytes is too big to be a {what} (at most {max_bytes:,})")
+            raise error(f"{path}: {size:,} bytes is too big to be {a(what)} (at most {max_bytes:,})")
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise error(f"{path}: not a {what}: not UTF-8 text") from None
+        raise error(f"{path}: not {a(what)}: not UTF-8 text") from None
     except OSError as exc:
         raise error(f"{path}: cannot be read ({exc.strerror})") from None

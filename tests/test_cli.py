@@ -51,6 +51,11 @@ def test_bad_input_is_one_line_and_status_2(tmp_path):
     assert_one_line_error(cli("info", "--data", str(tmp_path), "--corrections", str(tmp_path / "fix.csv")))
     assert_one_line_error(cli("frobnicate"), "invalid choice")
     assert_one_line_error(cli("demo", "--out", str(tmp_path / "d"), "--people", "0"), "people")
+    (tmp_path / "afile").write_text("x")
+    assert_one_line_error(cli("demo", "--out", str(tmp_path / "afile")), "is a file; give the path of an output folder")
+    (tmp_path / "bin.csv").write_bytes(bytes(range(256)))
+    assert_one_line_error(cli("evaluate", "--pred", str(tmp_path / "bin.csv"), "--gt", str(tmp_path / "bin.csv")),
+                          "holds binary data, not an answers CSV")
 
 
 def test_faces_writes_path_and_box_columns(demo_root, tmp_path):

@@ -67,3 +67,10 @@ def test_a_recipe_bound_changed_once_shows_in_the_message_and_the_slider(data, m
     at = open_app(data, "preprocess")
     slider = at.slider(key="r.enhance.contrast")
     assert (slider.min, slider.max, slider.label) == (0.5, 2.0, contrast.label)
+
+
+def test_messages_put_the_right_article_before_a_name():
+    from core.errors import a
+
+    assert [a(w) for w in ("output", "eval", "info.csv", "answers", "recipe", "CSV", "search space")] == [
+        "an output", "an eval", "an info.csv", "an answers", "a recipe", "a CSV", "a search space"]

@@ -125,7 +125,8 @@ def check_health(data: str | Path, eval_dir: str | Path | None = None, progress:
     train = ds.df["path"].astype(str).tolist()
     evals = ev.df["path"].astype(str).tolist() if ev is not None else []
     key = _key(train, evals)
-    left_out = [note for note in (ds.problems_note(), ev.problems_note() if ev is not None else None) if note]
+    notes = (ds.problems_note(), ev.problems_note() if ev is not None else None)
+    left_out = [note for note in dict.fromkeys(notes) if note]  # (one line when --eval is --data's folder)
     cached = _read_cached(key)
     if cached is None:
         found = _cache_files(key)[0]

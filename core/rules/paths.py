@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import UserError
+from core.errors import UserError, a
 from core.rules.values import Rule, shown
 
 
@@ -43,9 +43,9 @@ class PathRule(Rule):
         except OSError as exc:
             self.fail(name, str(path), error, f"cannot be used ({exc.strerror}); give a shorter or plainer path")
         if present and self.kind == "file" and is_dir:
-            self.fail(name, str(path), error, f"is a folder; give the path of a {self.what} file")
+            self.fail(name, str(path), error, f"is a folder; give the path of {a(self.what)} file")
         if present and self.kind == "dir" and not is_dir:
-            self.fail(name, str(path), error, f"is a file; give the path of a {self.what} folder")
+            self.fail(name, str(path), error, f"is a file; give the path of {a(self.what)} folder")
         if self.suffixes and path.suffix.lower() not in self.suffixes:
             self.fail(name, str(path), error, f"must end in {' or '.join(self.suffixes)}; give the path of such a "
                                               f"{self.what}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from core.errors import UserError
+from core.errors import UserError, a
 from core.rules.values import Depends, Rule, shown
 
 MAX_CSV_BYTES = 200_000_000  # far beyond any CSV of this project; beyond it, something else was given
@@ -38,16 +38,16 @@ class CsvSchema:
         try:
             size = path.stat().st_size
             if not path.is_file():
-                raise self._error(path, f"is not a file; give the path of a {self.what} CSV", error)
+                raise self._error(path, f"is not a file; give the path of {a(self.what)} CSV", error)
             if size > MAX_CSV_BYTES:
-                raise self._error(path, f"is {size / 1e6:.0f} MB, not a {self.what} CSV", error)
+                raise self._error(path, f"is {size / 1e6:.0f} MB, not {a(self.what)} CSV", error)
             raw = path.read_bytes()
         except FileNotFoundError:
             raise self._error(path, f"{self.what} file does not exist", error) from None
         except OSError as exc:
             raise self._error(path, f"cannot be read ({exc.strerror})", error) from None
         if b"\x00" in raw:
-            raise self._error(path, f"holds binary data, not a {self.what} CSV (columns {self.header()})", error)
+            raise self._error(path, f"holds binary data, not {a(self.what)} CSV (columns {self.header()})", error)
         try:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -61,7 +61,7 @@ class CsvSchema:
         path = Path(path)
         text = self.read_text(path, error)
         if not text.strip():
-            raise self._error(path, f"is empty; a {self.what} CSV starts with the header {self.header()}", error)
+            raise self._error(path, f"is empty; {a(self.what)} CSV starts with the header {self.header()}", error)
         try:
             table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
         except Exception as exc:  # noqa: BLE001 - pandas raises several parser errors
@@ -71,7 +71,7 @@ class CsvSchema:
         table = table.fillna("")  # a short row's missing cells
         missing = [c for c in self.columns if c not in table.columns]
         if missing:
-            raise self._error(path, f"missing column(s) {', '.join(missing)}; a {self.what} CSV has the columns "
+            raise self._error(path, f"missing column(s) {', '.join(missing)}; {a(self.what)} CSV has the columns "
                                     f"{self.header()}", error)
         if table.empty and self.rows_required:
             raise self._error(path, f"has a header but no rows; add one row per entry under {self.header()}", error)
