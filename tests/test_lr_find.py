@@ -57,6 +57,16 @@ def test_sweep_on_tiny_data(tiny):
     assert "rule: valley" in describe(sweep)
 
 
+def test_a_file_the_scan_left_out_is_said(tmp_path, tiny):
+    data = make_train(tmp_path / "train", people=6)
+    broken = next((data / "images").iterdir()) / "mask1.jpg"
+    broken.write_bytes(b"not a jpeg")
+    notes: list[str] = []
+    cfg = TrainConfig(data=str(data), recipe=str(tiny["recipe"]), model="smallcnn", batch_size=16, workers=1)
+    lr_find(cfg, steps=5, log=notes.append)
+    assert notes[0].startswith(f"1 file(s) left out of the index of {data}, e.g. {broken}: not an image"), notes
+
+
 def test_cli_end_to_end(tiny):
     save = tiny["base"] / "sweep"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
