@@ -23,6 +23,10 @@ def check_image(path: Path) -> tuple[str | None, tuple[int, int]]:
     try:
         with Image.open(path) as im:
             fmt, size = im.format, im.size
+    except Image.DecompressionBombError:  # an image, but more pixels than PIL will decode
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        return (f"too large to decode: over {limit:,} pixels, PIL's guard against decompression bombs; "
+                "resize it or move it out of the dataset", (0, 0))
     except Exception:  # noqa: BLE001 - PIL raises many types for junk files
         return "not an image (PIL cannot open it); delete it or move it out of the dataset", (0, 0)
     try:

@@ -155,6 +155,18 @@ def test_unreadable_and_truncated_images_are_listed_and_left_out(tmp_path):
     assert not ds.df["path"].str.contains("000002_male_Asian_25/mask[123]").any()
 
 
+def test_an_image_over_pils_pixel_limit_is_listed_as_too_large(tmp_path, monkeypatch):
+    """PIL refuses to open an image of more than twice MAX_IMAGE_PIXELS (a decompression bomb
+    guard); such a file is an image, so the problem says it is too large, not that it is none."""
+    layout_train(tmp_path)
+    big = tmp_path / "images" / "000002_male_Asian_25" / "mask1.jpg"
+    Image.fromarray(np.zeros((256, 192, 3), dtype=np.uint8)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # 49,152 pixels > 2 x 10,000
+    ds = scan(tmp_path)
+    assert f"{big}: too large to decode: over 20,000 pixels" in problems_text(ds)
+    assert len(ds.df) == 20
+
+
 def test_train_csv_with_missing_columns(tmp_path):
     layout_train(tmp_path, csv=False)
     (tmp_path / "train.csv").write_text("id,gender\n000001,female\n")
