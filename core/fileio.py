@@ -208,7 +208,7 @@ def read_small_text(path: str | Path, what: str, max_bytes: int, error: type[Use
     try:
         if not path.is_file():
             raise error(f"{path}: {what} file does not exist" if not path.exists() else f"{path}: is a folder, not "
-                        f"a {what} file")
+                        f"{a(what)} file")
         size = path.stat().st_size
         if size > max_bytes:
             raise error(f"{path}: {size:,} bytes is too big to be {a(what)} (at most {max_bytes:,})")

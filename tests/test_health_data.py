@@ -151,7 +151,8 @@ def test_a_health_file_of_another_dataset_is_refused(tmp_path):
     link = tmp_path / "link"
     link.symlink_to(data)  # the same dataset reached through a link is still itself
     mine = [link / "images" / f.name for f in twins]
-    tied = health_groups(_health_file(tmp_path / "mine.csv", mine), scan(data).df)
+    ds = scan(data)
+    tied = health_groups(_health_file(tmp_path / "mine.csv", mine), ds.df, ds.root)
     assert tied == {twins[0].name[:6]: twins[0].name[:6], twins[1].name[:6]: twins[0].name[:6]}
 
 

@@ -93,8 +93,8 @@ def cmd_faces(args) -> int:
     out = write_faces_csv(table, args.out)
     rates = detection_rates(table, ds.df)
     print(f"wrote {len(table)} rows to {out} (detector: {args.detector})")
-    if ds.problems_note():
-        print(f"  {ds.problems_note()}")
+    if note := ds.problems_note():
+        print(f"  {note}")
     for r in rates.itertuples():
         print(f"  faces found ({r.group}): {r.rate:.1%} of {r.images}")
     for r in source_shares(table).itertuples():

@@ -84,24 +84,18 @@ def make_splits(df: pd.DataFrame, folds: int, val_ratio: float, seed: int,
     return [person_split(df, val_ratio, seed, together)]
 
 
-def dataset_folder(df: pd.DataFrame) -> Path:
-    """The folder ``df`` was scanned from (each row's ``path`` is that folder joined with ``rel``)."""
-    first = df.iloc[0]
-    return Path(first["path"]).parents[len(Path(first["rel"]).parts) - 1]
-
-
-def health_groups(health: str | None, df: pd.DataFrame) -> dict[str, str] | None:
-    """person -> fold group from a health.csv (core.health.fold_groups), for the persons of ``df``;
-    None without a health file, so that the split is exactly the one without it.
+def health_groups(health: str | None, df: pd.DataFrame, root: Path) -> dict[str, str] | None:
+    """person -> fold group from a health.csv (core.health.fold_groups), for the persons of ``df``
+    (scanned from the dataset folder ``root``); None without a health file, so that the split is
+    exactly the one without it.
 
     Refused in one line naming the file: a health.csv written for another dataset (a finding
-    outside ``df``'s folder: same-numbered persons would be tied), and one that ties every person
-    into one group (nothing left to validate on)."""
+    outside ``root``: same-numbered persons would be tied), and one that ties every person into
+    one group (nothing left to validate on)."""
     if not health:
         return None
     from core.health import fold_groups, outside, read_health_csv
 
-    root = dataset_folder(df)
     table = read_health_csv(health)
     away = outside(table, root)
     if away.any():

@@ -192,8 +192,8 @@ def lr_find(config: TrainConfig, steps: int | None = None, lr_start: float = 1e-
     log = log or (lambda text: None)
     lr_schedule(lr_start, lr_end, 5 if steps is None else steps)  # bad bounds or steps: named before any work
     settings, ds, df = _resolved(config)
-    if ds.problems_note():
-        log(ds.problems_note())
+    if left_out := ds.problems_note():
+        log(left_out)
     cfg, device, class_names = settings.config, settings.device, list(ds.class_names)
     source = training_source(settings, df, class_names, log, cache_progress)
     per_epoch = len(epoch_batches(len(source), cfg.batch_size, cfg.seed, 0, 0))

@@ -132,7 +132,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callbacks] = ()) -> Path:
 
 def _train(settings: RunSettings, ds, df: pd.DataFrame, dist: Dist, callbacks: list) -> Path:
     cfg, device = settings.config, settings.device
-    together = health_groups(cfg.health, df)  # None without --health: the split is the usual one
+    together = health_groups(cfg.health, df, ds.root)  # None without --health: the split is the usual one
     splits = make_splits(df, cfg.folds, cfg.val_ratio, cfg.seed, together)
     files = dataset_files(df, splits)
     if cfg.resume:
@@ -158,8 +158,8 @@ def _train(settings: RunSettings, ds, df: pd.DataFrame, dist: Dist, callbacks: l
             _set_threads(device, dist)
             log = lambda text: (writer.log(text), emit(callbacks, "on_message", text))  # noqa: E731
             log(f"resuming {run_dir}" if cfg.resume else f"run {run_dir}: {len(df)} images, device {device}")
-            if ds.problems_note():
-                log(ds.problems_note())
+            if note := ds.problems_note():
+                log(note)
             if settings.defaults_note:
                 log(f"defaults for this device: {cfg.model}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
                     f"lr {cfg.lr:g} ({settings.defaults_note})")

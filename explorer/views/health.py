@@ -15,6 +15,7 @@ from explorer.compute import thumbnail
 from explorer.data import load_dataset, loaded
 from explorer.guard import PageStop, require_dataset
 from explorer.recipe_state import init_widget
+from explorer.train_fields import HEALTH_FILES
 
 AUTO_LIMIT = 3000  # check without a click up to this many images (or when the result is on disk)
 DUPLICATES, QUALITY = rb.HEALTH_DUPLICATES, rb.HEALTH_QUALITY
@@ -173,7 +174,8 @@ with c[0]:
     st.caption(f"{persons} person id(s) are copies of another; with `--health FILE` the person split puts every "
                "such set, and persons sharing a copied photo, in one fold, so no validation score counts a person "
                "it trained on. The run records it in config.json.")
-    save_file("Health CSV", "health.csv", folder / "health.csv", "Save health.csv for training", "health.save",
+    key, name = HEALTH_FILES["health"]
+    save_file("Health CSV", key, folder / name, "Save health.csv for training", "health.save",
               lambda path: write_health_csv(table, path), f"{len(table)} findings", "--health")
 with c[1]:
     st.markdown("**Leave flagged photos out of training**")
@@ -183,6 +185,7 @@ with c[1]:
              "the training copy goes. Nothing is deleted: the dataset layer skips the listed files.")
     rows = leave_out_rows(result, chosen)
     st.caption(f"{len(rows)} photo(s) or person folder(s) would be left out.")
-    save_file("Leave-out CSV", "health.leave_csv", folder / "leave_out.csv", "Write the leave-out file",
+    key, name = HEALTH_FILES["leave_out"]
+    save_file("Leave-out CSV", key, folder / name, "Write the leave-out file",
               "health.leave_write", lambda path: write_leave_out(rows, path), f"{len(rows)} row(s)", "--leave-out",
               disabled=rows.empty)

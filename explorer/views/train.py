@@ -22,7 +22,7 @@ from explorer import report
 from explorer.data import loaded, runs_dir
 from explorer.lr_finder import show_lr_finder
 from explorer.recipe_state import get_recipe, init_widget, recipe_json
-from explorer.train_fields import MAIN, NUMBERS, TRICKS  # the rows below; the Sweep page fills them
+from explorer.train_fields import HEALTH_FILES, MAIN, NUMBERS, TRICKS  # the rows below; the Sweep page fills them
 from explorer.widgets import param_widget
 
 # The CLI's defaults are the page's, with the device's model, epochs, batch size and lr filled in
@@ -114,10 +114,6 @@ def eval_folder(data_root: str) -> str:
                          placeholder="e.g. demo_data/eval",
                          help="Predicted with the best model after training (info.csv + images/); scored when "
                               "it has a gt.csv, as the demo's eval folder does.")
-
-
-# The files the Data health page writes (its path inputs' keys, and their names beside the dataset).
-HEALTH_FILES = {"health": ("health.csv", "health.csv"), "leave_out": ("health.leave_csv", "leave_out.csv")}
 
 
 def health_files(data_root: str | None) -> dict:
